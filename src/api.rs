@@ -18,7 +18,7 @@ pub async fn publish(
     State(app): State<Arc<AppState>>,
     Json(new): Json<NewMessage>,
 ) -> Result<(StatusCode, axum::Json<Message>), ApiError> {
-    let entry = app.hub.publish(new.validate(Via::Http)?);
+    let entry = app.hub.publish(new.validate(Via::Http)?).await?;
     Ok((StatusCode::CREATED, axum::Json(entry.message.clone())))
 }
 
@@ -27,7 +27,12 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
     let Bounds { oldest, newest } = app.hub.bounds();
     axum::Json(json!({
         "transports": app.stats,
-        "hub": { "last_id": newest, "retained": newest + 1 - oldest },
+        "hub": {
+            "last_id": newest,
+            "retained": newest + 1 - oldest,
+            "lagged": app.hub.view().lagged(),
+            "store_errors": app.hub.view().store_errors(),
+        },
     }))
 }
 

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+use crate::hub::StoreSpec;
 
 /// How to run the server. `pushlab --help` prints this.
 #[derive(Debug, Clone, Parser)]
@@ -25,13 +27,30 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub history: u64,
 
+    /// Where the chat's log lives: `memory` (nothing on disk), `sqlite:PATH` (history
+    /// and ids survive restarts) or `redis://HOST:PORT` (several instances share one
+    /// chat). See docs/scaling.md.
+    #[arg(long, env = "PUSHLAB_STORE", default_value = "memory")]
+    pub store: StoreSpec,
+
     /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
     /// "pushlab=debug,tower_http=debug".
     #[arg(long, env = "PUSHLAB_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log lines as human-readable text, or as one JSON object per line for machines.
+    #[arg(long, env = "PUSHLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Serve the page from this folder instead of the copy built into the binary
     /// (to edit web/ without rebuilding).
     #[arg(long, env = "PUSHLAB_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+}
+
+/// The shape of log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -5,10 +5,11 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::hub::StoreError;
 use crate::message::Invalid;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +32,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("method {0} is not allowed on this endpoint; see docs/api.md for the API")]
     MethodNotAllowed(String),
+    /// The store could not keep the message (Redis unreachable, disk failing): nothing
+    /// was stored, and the client should send it again.
+    #[error("the message was not stored ({0}); send it again in a moment")]
+    StoreUnavailable(#[from] StoreError),
 }
+
+/// What a 503 tells the client to wait before sending again, in seconds.
+pub const RETRY_AFTER_SECS: u64 = 1;
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
@@ -42,12 +50,20 @@ impl ApiError {
             Self::NotWebSocket(rejection) => rejection.status(),
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let mut response =
+            (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        if let Self::StoreUnavailable(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod message;
+pub mod metrics;
 pub mod presence;
 pub mod stats;
 pub mod transport;
@@ -24,10 +25,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::config::Config;
-use crate::hub::{Hub, MemoryStore};
+use crate::hub::{Hub, StoreError};
 use crate::presence::Presence;
 use crate::stats::Stats;
 use crate::transport::{long_poll, short_poll, sse, websocket};
@@ -46,13 +48,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> Self {
-        Self {
-            hub: Hub::new(MemoryStore::new(config.history as usize)),
+    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
+    pub async fn open(config: &Config) -> Result<Self, StoreError> {
+        Ok(Self {
+            hub: Hub::open(&config.store, config.history as usize).await?,
             stats: Stats::default(),
             presence: Presence::default(),
             shutdown: CancellationToken::new(),
-        }
+        })
     }
 }
 
@@ -66,22 +69,34 @@ pub fn app(state: Arc<AppState>, config: &Config) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/presence", get(api::presence))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", axum::routing::any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .fallback_service(web::router(config.web_dir.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // One line per request at info level: with `--log-format json`, the
+            // structured request log.
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
 }
 
-/// Serves until `shutdown` completes, then stops accepting, lets held requests and
-/// streams finish (they are told to, through [`AppState::shutdown`]) and returns.
+/// Opens the store, then serves until `shutdown` completes, then stops accepting, lets
+/// held requests and streams finish (they are told to, through
+/// [`AppState::shutdown`]) and returns. A store that cannot be opened is an error.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = Arc::new(AppState::new(&config));
+    let state = Arc::new(
+        AppState::open(&config)
+            .await
+            .map_err(std::io::Error::other)?,
+    );
     let app = app(state.clone(), &config);
     let token = state.shutdown.clone();
     axum::serve(listener, app)

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Cursor, Entry, Hub, Page};
+use super::{Cursor, Entry, Page, View};
 
 /// How many history entries a subscription reads at a time while catching up.
 const CATCH_UP_CHUNK: usize = 256;
@@ -33,7 +33,7 @@ pub enum Delivery {
 
 /// History, then live messages, in id order, exactly once. See the module docs.
 pub struct Subscription {
-    hub: Hub,
+    view: Arc<View>,
     live: broadcast::Receiver<Arc<Entry>>,
     backlog: VecDeque<Arc<Entry>>,
     /// The last id delivered (or the cursor, before the first delivery).
@@ -42,9 +42,13 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(super) fn new(hub: Hub, live: broadcast::Receiver<Arc<Entry>>, cursor: Cursor) -> Self {
+    pub(super) fn new(
+        view: Arc<View>,
+        live: broadcast::Receiver<Arc<Entry>>,
+        cursor: Cursor,
+    ) -> Self {
         let mut subscription = Self {
-            hub,
+            view,
             live,
             backlog: VecDeque::new(),
             last_id: 0,
@@ -74,7 +78,11 @@ impl Subscription {
                     return Some(Delivery::Message(entry));
                 }
                 // A gap, or the channel dropped messages for us: history has them.
-                Ok(_) | Err(RecvError::Lagged(_)) => self.catch_up(Cursor::After(self.last_id)),
+                Ok(_) => self.catch_up(Cursor::After(self.last_id)),
+                Err(RecvError::Lagged(_)) => {
+                    self.view.count_lag();
+                    self.catch_up(Cursor::After(self.last_id));
+                }
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -86,7 +94,7 @@ impl Subscription {
             entries,
             last_id,
             reset,
-        } = self.hub.page(cursor, CATCH_UP_CHUNK);
+        } = self.view.page(cursor, CATCH_UP_CHUNK);
         match entries.first() {
             Some(first) => self.last_id = first.id() - 1,
             None => self.last_id = last_id,

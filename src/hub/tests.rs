@@ -1,19 +1,30 @@
 //! The hub's seam, tested without any HTTP: history then live, no gap, no duplicate.
 
+use futures::FutureExt;
+
+use super::view::LIVE_CAPACITY;
 use super::*;
 use crate::message::Via;
 
+/// A hub on the memory store, which opens and publishes without waiting.
 fn hub(capacity: usize) -> Hub {
-    Hub::new(MemoryStore::new(capacity))
+    Hub::open(&StoreSpec::Memory, capacity)
+        .now_or_never()
+        .expect("the memory store opens at once")
+        .expect("the memory store always opens")
 }
 
 fn publish(hub: &Hub, n: usize) {
     for i in 0..n {
-        hub.publish(Draft {
+        let draft = Draft {
             author: "alice".into(),
             text: format!("m{i}"),
             via: Via::Http,
-        });
+        };
+        hub.publish(draft)
+            .now_or_never()
+            .expect("the memory store publishes at once")
+            .expect("the memory store always accepts");
     }
 }
 
@@ -31,7 +42,7 @@ async fn next_id(sub: &mut Subscription) -> u64 {
 /// Takes what a subscription has ready without waiting for a publish.
 fn ready(sub: &mut Subscription) -> Vec<Delivery> {
     let mut out = Vec::new();
-    while let Some(Some(d)) = futures::FutureExt::now_or_never(sub.next()) {
+    while let Some(Some(d)) = sub.next().now_or_never() {
         out.push(d);
     }
     out
@@ -94,7 +105,7 @@ fn a_cursor_ahead_of_the_hub_resets_as_after_a_restart() {
     let page = hub.page(Cursor::After(99), 100);
     assert!(page.reset);
     assert_eq!(ids(&page), [1, 2]);
-    let empty = Hub::new(MemoryStore::new(10)).page(Cursor::After(5), 100);
+    let empty = self::hub(10).page(Cursor::After(5), 100);
     assert!(empty.reset);
     assert_eq!((empty.entries.len(), empty.last_id), (0, 0));
 }

@@ -68,6 +68,9 @@ pub fn answer(counters: &Counters, page: Page) -> Response {
         Counters::add(&counters.resets, 1);
     }
     counters.sent(page.entries.len() as u64, body.len());
+    for entry in &page.entries {
+        counters.latency.observe(entry.message.sent_at);
+    }
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,

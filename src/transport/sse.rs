@@ -105,6 +105,7 @@ fn encode(counters: &Counters, delivery: Delivery) -> Event {
         Delivery::Message(entry) => {
             let data = entry.json.get();
             counters.sent(1, data.len());
+            counters.latency.observe(entry.message.sent_at);
             Event::default()
                 .id(entry.id().to_string())
                 .event("message")

@@ -97,7 +97,7 @@ async fn read_frames(
 ) {
     while let Some(Ok(frame)) = stream.next().await {
         let outcome = match frame {
-            Message::Text(text) => publish(&app, &text),
+            Message::Text(text) => publish(&app, &text).await,
             Message::Binary(_) => Err("binary frames are not supported; send JSON text".into()),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => Ok(()),
@@ -111,14 +111,15 @@ async fn read_frames(
     }
 }
 
-/// A `send` frame becomes a message in the hub; anything else is explained back.
-fn publish(app: &AppState, text: &str) -> Result<(), String> {
+/// A `send` frame becomes a message in the hub; anything else, or a message the store
+/// could not keep, is explained back.
+async fn publish(app: &AppState, text: &str) -> Result<(), String> {
     let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
         format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
     })?;
     let draft = new.validate(Via::Websocket).map_err(|e| e.to_string())?;
-    app.hub.publish(draft);
-    Ok(())
+    let stored = app.hub.publish(draft).await;
+    stored.map(drop).map_err(|e| ApiError::from(e).to_string())
 }
 
 /// A delivery as a text frame.
@@ -127,6 +128,7 @@ fn encode(counters: &Counters, delivery: Delivery) -> Utf8Bytes {
         Delivery::Message(entry) => {
             let frame = format!(r#"{{"type":"message","message":{}}}"#, entry.json.get());
             counters.sent(1, frame.len());
+            counters.latency.observe(entry.message.sent_at);
             frame
         }
         Delivery::Reset { last_id } => {
