@@ -76,7 +76,7 @@ async fn a_message_sent_over_websocket_reaches_all_four_transports_with_the_same
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_concurrent_posts_arrives_complete_and_in_order_everywhere() {
     const BURST: usize = 300;
-    let server = Server::start().await;
+    let server = Server::start_with(&["--publish-rate", "0"]).await;
     let mut audience = Audience::join(&server).await;
     let mut ws_sender = WsClient::connect(&server, "").await;
 
