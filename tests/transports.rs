@@ -318,7 +318,10 @@ async fn stats_count_requests_deliveries_and_open_connections_per_transport() {
             "{transport}"
         );
     }
-    assert_eq!(stats["hub"], json!({ "last_id": 1, "retained": 1 }));
+    assert_eq!(
+        stats["hub"],
+        json!({ "last_id": 1, "retained": 1, "lags": 0 })
+    );
 
     drop(sse);
     ws.socket.close(None).await.unwrap();
