@@ -289,3 +289,31 @@ impl Poller {
         .await
     }
 }
+
+/// Sends raw bytes as an HTTP request (with `Connection: close`) and returns all the
+/// server wrote back; for requests a well-behaved client library would not send.
+pub async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    within("the server's answer", stream.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`]; for state
+/// that has no event to await (a counter in /api/stats going down).
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    within(what, async {
+        while !condition().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
