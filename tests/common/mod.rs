@@ -119,7 +119,8 @@ impl SseEvent {
 pub struct SseClient {
     pub response_headers: reqwest::header::HeaderMap,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
+    /// Bytes read but not yet parsed; a chunk may end inside a UTF-8 character.
+    buffer: Vec<u8>,
     /// Comment lines (keep-alives) seen so far.
     pub comments: usize,
 }
@@ -135,7 +136,7 @@ impl SseClient {
         Self {
             response_headers: response.headers().clone(),
             body: response.bytes_stream().boxed(),
-            buffer: String::new(),
+            buffer: Vec::new(),
             comments: 0,
         }
     }
@@ -143,8 +144,9 @@ impl SseClient {
     /// The next event (comments are counted and skipped); `None` when the stream ends.
     pub async fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("SSE is UTF-8");
                 let mut event = SseEvent::default();
                 let mut has_field = false;
                 for line in block.lines() {
@@ -170,7 +172,7 @@ impl SseClient {
                 continue;
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 _ => return None,
             }
         }
