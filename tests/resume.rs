@@ -90,7 +90,12 @@ async fn long_poll_resumes_from_last_id_after_requests_are_cut_mid_hold() {
                 let _ = tokio::time::timeout(Duration::from_millis(2), request).await;
                 continue;
             }
-            let body: Value = within("a long poll", request).await.unwrap().json().await.unwrap();
+            let body: Value = within("a long poll", request)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             got.extend(body["messages"].as_array().unwrap().iter().cloned());
             cursor = body["last_id"].as_u64().unwrap();
         }

@@ -86,7 +86,10 @@ async fn a_stalled_websocket_reader_is_closed_without_slowing_anyone_else() {
             _ => break,
         }
     }
-    assert!(expected > 1, "the stalled client got some messages before it stalled");
+    assert!(
+        expected > 1,
+        "the stalled client got some messages before it stalled"
+    );
 
     // The stalled SSE reader also cost nothing unbounded and skips nothing.
     for expected in 1..=20 {
@@ -103,7 +106,10 @@ async fn a_websocket_client_that_stops_answering_pings_is_dropped() {
     let mut alive = WsClient::connect(&server, "").await;
     let alive_reads = async {
         loop {
-            let frame = alive.next_frame().await.expect("the live client stays open");
+            let frame = alive
+                .next_frame()
+                .await
+                .expect("the live client stays open");
             if frame["type"] == "message" {
                 return frame;
             }
@@ -125,7 +131,9 @@ async fn a_websocket_client_that_stops_answering_pings_is_dropped() {
 async fn five_hundred_held_long_polls_are_all_woken_by_one_message() {
     const POLLS: usize = 520;
     let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap();
-    rlimit::Resource::NOFILE.set(soft.max(4096).min(hard), hard).unwrap();
+    rlimit::Resource::NOFILE
+        .set(soft.max(4096).min(hard), hard)
+        .unwrap();
     let server = Server::start_with(&["--max-connections-per-ip", "0"]).await;
     let http = reqwest::Client::new();
     let polls = futures::future::join_all((0..POLLS).map(|_| {

@@ -236,6 +236,22 @@ impl WsClient {
         }
     }
 
+    /// Skips frames until the server's close frame, and returns its code.
+    pub async fn close_code(&mut self) -> u16 {
+        within("the close frame", async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(tungstenite::Message::Close(Some(frame)))) => {
+                        return u16::from(frame.code);
+                    }
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a close frame, got {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+
     /// The next `{"type":"message"}` frame's message.
     pub async fn next_message(&mut self) -> Value {
         let frame = self.next_frame().await.expect("socket closed");
