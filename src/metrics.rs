@@ -189,12 +189,12 @@ impl Collector for Scrape {
             (
                 "pushlab_store_errors",
                 "Publishes the store refused, and failed reads of a shared log.",
-                hub.view().store_errors(),
+                hub.store_errors(),
             ),
             (
                 "pushlab_subscriber_lags",
                 "Times a push subscriber fell behind and re-read history.",
-                hub.view().lagged(),
+                hub.lags(),
             ),
         ];
         for (name, help, value) in counters {

@@ -132,9 +132,14 @@ impl Hub {
         self.view.bounds()
     }
 
-    /// The view's counters: store errors and subscriber lag.
-    pub fn view(&self) -> &View {
-        &self.view
+    /// How many times a subscriber lagged behind the live channel.
+    pub fn lags(&self) -> u64 {
+        self.view.lags()
+    }
+
+    /// Publishes the store refused, and failed reads of a shared log.
+    pub fn store_errors(&self) -> u64 {
+        self.view.store_errors()
     }
 }
 

@@ -77,8 +77,9 @@ impl Subscription {
                     self.last_id = entry.id();
                     return Some(Delivery::Message(entry));
                 }
-                // A gap, or the channel dropped messages for us: history has them.
+                // A gap (the backlog was read in chunks): history has the rest.
                 Ok(_) => self.catch_up(Cursor::After(self.last_id)),
+                // The channel dropped messages for us: history has them too.
                 Err(RecvError::Lagged(_)) => {
                     self.view.count_lag();
                     self.catch_up(Cursor::After(self.last_id));

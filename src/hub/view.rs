@@ -30,8 +30,9 @@ pub struct View {
     published: Notify,
     /// Publishes the store refused, and reads of a shared log that failed.
     store_errors: AtomicU64,
-    /// Times a push subscriber fell behind the live channel and re-read history.
-    lagged: AtomicU64,
+    /// Times a subscriber fell so far behind that the live channel dropped messages
+    /// for it (it then re-read them from history).
+    lags: AtomicU64,
 }
 
 impl View {
@@ -41,7 +42,7 @@ impl View {
             live: broadcast::channel(LIVE_CAPACITY).0,
             published: Notify::new(),
             store_errors: AtomicU64::new(0),
-            lagged: AtomicU64::new(0),
+            lags: AtomicU64::new(0),
         }
     }
 
@@ -153,11 +154,11 @@ impl View {
     }
 
     pub(super) fn count_lag(&self) {
-        self.lagged.fetch_add(1, Relaxed);
+        self.lags.fetch_add(1, Relaxed);
     }
 
-    pub fn lagged(&self) -> u64 {
-        self.lagged.load(Relaxed)
+    pub fn lags(&self) -> u64 {
+        self.lags.load(Relaxed)
     }
 
     fn history(&self) -> MutexGuard<'_, History> {
