@@ -21,6 +21,9 @@
 //! after the last id it applied: nothing is lost and nothing is applied twice. If
 //! Redis is unreachable when pushlab starts, opening fails with its address.
 
+use std::hash::{BuildHasher, RandomState};
+use std::process;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -54,6 +57,10 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from
 
 /// Gives the next id and appends the message under it, atomically.
 ///
+/// `KEYS[3]` is a receipt unique to this publish: a publish sent twice (once on a
+/// connection that dropped, once more on the new one) is stored once, and the second
+/// run answers with the first one's id.
+///
 /// `ARGV[1]` is the newest id the calling instance holds. Should Redis ever lose its
 /// data (restarted without persistence), the counter would start again at 1 and hand
 /// out ids every client already holds as cursors; instead it jumps past the newest id
@@ -62,6 +69,11 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from
 static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+        local receipt = redis.call('GET', KEYS[3])
+        if receipt then
+            local id, ms = string.match(receipt, '(%d+):(%d+)')
+            return {tonumber(id), tonumber(ms)}
+        end
         local id = redis.call('INCR', KEYS[1])
         local floor = tonumber(ARGV[1])
         if id <= floor then
@@ -73,10 +85,19 @@ static APPEND: LazyLock<Script> = LazyLock::new(|| {
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], string.format('%d-0', id),
             'author', ARGV[3], 'text', ARGV[4], 'via', ARGV[5],
             'sent_at', string.format('%d', ms))
+        redis.call('SET', KEYS[3], string.format('%d:%d', id, ms), 'EX', 60)
         return {id, ms}
         ",
     )
 });
+
+/// A key no other publish, of this process or another, uses.
+fn receipt_key() -> String {
+    static PROCESS: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(process::id()));
+    static PUBLISHES: AtomicU64 = AtomicU64::new(0);
+    let n = PUBLISHES.fetch_add(1, Relaxed);
+    format!("pushlab:{{chat}}:receipt:{:016x}:{n}", *PROCESS)
+}
 
 pub struct RedisStore {
     /// Reconnects by itself after Redis comes back; shared by every publish.
@@ -135,25 +156,35 @@ impl Drop for RedisStore {
 impl Store for RedisStore {
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
             let mut script = APPEND.key(ID_KEY);
             script
                 .key(LOG_KEY)
+                .key(receipt_key())
                 .arg(self.view.bounds().newest)
                 .arg(self.keep)
                 .arg(&draft.author)
                 .arg(&draft.text)
                 .arg(via_name(draft.via));
-            let (id, sent_at): (u64, i64) =
-                tokio::time::timeout(PUBLISH_TIMEOUT, script.invoke_async(&mut conn))
-                    .await
-                    .map_err(|_| {
-                        StoreError::new(
-                            &self.name,
-                            format_args!("no answer within {PUBLISH_TIMEOUT:?}"),
-                        )
-                    })?
-                    .map_err(|e| StoreError::new(&self.name, e))?;
+            let mut conn = self.conn.clone();
+            let attempts = async {
+                // The first command after Redis went away fails and makes the manager
+                // reconnect; the receipt makes sending it once more safe.
+                match script.invoke_async(&mut conn).await {
+                    Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                        script.invoke_async(&mut conn).await
+                    }
+                    first => first,
+                }
+            };
+            let (id, sent_at): (u64, i64) = tokio::time::timeout(PUBLISH_TIMEOUT, attempts)
+                .await
+                .map_err(|_| {
+                    StoreError::new(
+                        &self.name,
+                        format_args!("no answer within {PUBLISH_TIMEOUT:?}"),
+                    )
+                })?
+                .map_err(|e| StoreError::new(&self.name, e))?;
             // Stored. Hand back the entry the follower applies (shared with every
             // subscriber); should it be slow, the message as stored is just as true.
             if let Some(entry) = self.view.reach(id, ECHO_PATIENCE).await {

@@ -22,7 +22,8 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    /// `None` for a server this process did not start ([`Server::at`]).
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
@@ -46,7 +47,19 @@ impl Server {
             addr,
             http: reqwest::Client::new(),
             stop: Some(stop),
-            task,
+            task: Some(task),
+        }
+    }
+
+    /// A server running elsewhere (another process, or a proxy in front of several),
+    /// for the same clients to talk to. It cannot be shut down from here.
+    pub fn at(addr: std::net::SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            addr,
+            http: reqwest::Client::new(),
+            stop: None,
+            task: None,
         }
     }
 
@@ -81,7 +94,11 @@ impl Server {
     /// Asks the server to shut down gracefully and waits until it has.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(PATIENCE, self.task)
+        let task = self
+            .task
+            .take()
+            .expect("only a server started here can be shut down");
+        tokio::time::timeout(PATIENCE, task)
             .await
             .expect("server did not shut down in time")
             .unwrap()
