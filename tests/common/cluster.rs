@@ -227,7 +227,7 @@ pub async fn run_to_exit(store: &str) -> (ExitStatus, String) {
 pub struct Nginx {
     server: Server,
     _dir: Scratch,
-    child: Child,
+    _process: Child,
 }
 
 impl Nginx {
@@ -264,7 +264,8 @@ impl Nginx {
             .arg(&conf)
             .args([
                 "-g",
-                "daemon off; pid nginx.pid; error_log logs/error.log warn;",
+                // One process in the foreground: killing it leaves no worker behind.
+                "daemon off; master_process off; pid nginx.pid; error_log logs/error.log warn;",
             ])
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -273,7 +274,7 @@ impl Nginx {
         let nginx = Self {
             server: Server::at(SocketAddr::from(([127, 0, 0, 1], port))),
             _dir: dir,
-            child,
+            _process: child,
         };
         eventually("nginx to answer /healthz", || async {
             let answer = nginx.http.get(nginx.url("/healthz")).send().await;
@@ -289,13 +290,6 @@ impl Deref for Nginx {
 
     fn deref(&self) -> &Server {
         &self.server
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // kill_on_drop reaps the master; its workers exit when it does.
-        let _ = self.child.start_kill();
     }
 }
 
