@@ -145,14 +145,7 @@ impl Redis {
 
 /// The flags every pushlab process in these tests gets besides its store: one client
 /// IP (the test) publishes bursts, so the per-IP publish rate is off.
-const FLAGS: [&str; 6] = [
-    "--addr",
-    "127.0.0.1:0",
-    "--log",
-    "warn",
-    "--publish-rate",
-    "0",
-];
+const FLAGS: [&str; 4] = ["--addr", "127.0.0.1:0", "--publish-rate", "0"];
 
 /// A real `pushlab` process; derefs to a [`Server`] for the common clients.
 pub struct Instance {
@@ -205,6 +198,7 @@ pub fn pushlab(store: &str, flags: &[&str]) -> Command {
         .args(FLAGS)
         .args(["--store", store])
         .args(flags)
+        .env("PUSHLAB_LOG", "warn") // quiet unless a test asks with --log
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
