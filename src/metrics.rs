@@ -78,50 +78,24 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-/// The per-transport counters of [`Counters`], as (name, help, is it a gauge, field).
+/// Each per-transport counter of [`Counters`]: its metric name, help, type and field.
 type Field = (
     &'static str,
     &'static str,
-    bool,
+    MetricType,
     fn(&Counters) -> &AtomicU64,
 );
-const FIELDS: [Field; 6] = [
-    (
-        "pushlab_open_connections",
-        "Connections (push) or requests (polls) in progress.",
-        true,
-        |c| &c.open,
-    ),
-    (
-        "pushlab_requests",
-        "Poll requests answered, or push streams and upgrades accepted.",
-        false,
-        |c| &c.requests,
-    ),
-    (
-        "pushlab_empty_responses",
-        "Poll answers that carried no message.",
-        false,
-        |c| &c.empty_responses,
-    ),
-    (
-        "pushlab_delivered_messages",
-        "Messages handed to clients.",
-        false,
-        |c| &c.delivered,
-    ),
-    (
-        "pushlab_sent_payload_bytes",
-        "Bytes of payload sent: bodies, events, frames.",
-        false,
-        |c| &c.bytes_sent,
-    ),
-    (
-        "pushlab_resets",
-        "Resets sent: cursors that could not be honoured.",
-        false,
-        |c| &c.resets,
-    ),
+
+#[rustfmt::skip]
+const FIELDS: [Field; 8] = [
+    ("pushlab_open_connections", "Connections (push) or requests (polls) in progress.", MetricType::Gauge, |c| &c.open),
+    ("pushlab_requests", "Poll requests answered, or push streams and upgrades accepted.", MetricType::Counter, |c| &c.requests),
+    ("pushlab_empty_responses", "Poll answers that carried no message.", MetricType::Counter, |c| &c.empty_responses),
+    ("pushlab_delivered_messages", "Messages handed to clients.", MetricType::Counter, |c| &c.delivered),
+    ("pushlab_sent_payload_bytes", "Bytes of payload sent: bodies, events, frames.", MetricType::Counter, |c| &c.bytes_sent),
+    ("pushlab_resets", "Resets sent: cursors that could not be honoured.", MetricType::Counter, |c| &c.resets),
+    ("pushlab_slow_closes", "Clients closed because they stopped reading.", MetricType::Counter, |c| &c.slow_closes),
+    ("pushlab_dead_closes", "Clients dropped because they stopped answering pings.", MetricType::Counter, |c| &c.dead_closes),
 ];
 
 /// Reads the live counters at scrape time.
@@ -136,12 +110,8 @@ impl fmt::Debug for Scrape {
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let stats: &Stats = &self.0.stats;
-        for (name, help, is_gauge, field) in FIELDS {
-            let kind = if is_gauge {
-                MetricType::Gauge
-            } else {
-                MetricType::Counter
-            };
+        for (name, help, kind, field) in FIELDS {
+            let is_gauge = matches!(kind, MetricType::Gauge);
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for (transport, label) in TRANSPORTS {
                 let value = field(stats.of(transport)).load(Relaxed);
