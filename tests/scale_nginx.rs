@@ -6,7 +6,7 @@
 mod cluster;
 mod common;
 
-use cluster::{Nginx, Redis};
+use cluster::{Nginx, Redis, post_each};
 use common::{Poller, SseClient, WsClient, ids, within};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -68,15 +68,11 @@ async fn when_an_instance_dies_nginx_clients_resume_on_the_other() {
     let redis = Redis::start().await;
     let [a, b] = redis.instances().await;
     let nginx = Nginx::start([a.addr, b.addr]).await;
-    for i in 1..=2 {
-        nginx.post("alice", &format!("m{i}")).await;
-    }
+    post_each(&nginx, 1..=2, "m").await;
     a.kill().await;
 
     // Requests that would have gone to the dead instance are passed to the live one.
-    for i in 3..=4 {
-        assert_eq!(nginx.post("alice", &format!("m{i}")).await["id"], i);
-    }
+    post_each(&nginx, 3..=4, "m").await;
     let mut sse = SseClient::connect(&nginx, "", Some("2")).await;
     assert_eq!(
         ids(&[sse.next_message().await, sse.next_message().await]),

@@ -7,7 +7,7 @@
 mod cluster;
 mod common;
 
-use cluster::{Instance, Redis, free_port, run_to_exit, try_post};
+use cluster::{Instance, Redis, free_port, post_each, run_to_exit, try_post};
 use common::{Poller, SseClient, WsClient, ids, within};
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -120,14 +120,10 @@ async fn a_client_that_reconnects_to_another_instance_resumes_from_its_cursor() 
     let redis = Redis::start().await;
     let [a, b] = redis.instances().await;
     let mut sse = SseClient::connect(&a, "?since=0", None).await;
-    for i in 1..=3 {
-        a.post("alice", &format!("before {i}")).await;
-    }
+    post_each(&a, 1..=3, "before ").await;
     let before = sse_messages(&mut sse, 3).await;
     drop(sse);
-    for i in 4..=6 {
-        b.post("bob", &format!("while away {i}")).await;
-    }
+    post_each(&b, 4..=6, "while away ").await;
 
     // A load balancer without sticky sessions sends each reconnect anywhere.
     let mut sse = SseClient::connect(&b, "", Some("3")).await;
@@ -146,9 +142,7 @@ async fn an_instance_killed_with_sigkill_leaves_the_others_serving_and_its_clien
     let [a, b] = redis.instances().await;
     let mut on_a = SseClient::connect(&a, "?since=0", None).await;
     let mut ws_on_a = WsClient::connect(&a, "?since=0").await;
-    for i in 1..=3 {
-        b.post("bob", &format!("m{i}")).await;
-    }
+    post_each(&b, 1..=3, "m").await;
     assert_eq!(ids(&sse_messages(&mut on_a, 3).await), [1, 2, 3]);
     assert_eq!(ids(&ws_messages(&mut ws_on_a, 3).await), [1, 2, 3]);
 
@@ -160,9 +154,7 @@ async fn an_instance_killed_with_sigkill_leaves_the_others_serving_and_its_clien
         "the stream of a killed instance ends"
     );
     assert!(ws_on_a.next_frame().await.is_none(), "its socket closes");
-    for i in 4..=5 {
-        b.post("bob", &format!("m{i}")).await;
-    }
+    post_each(&b, 4..=5, "m").await;
     let mut resumed = SseClient::connect(&b, "", Some("3")).await;
     assert_eq!(ids(&sse_messages(&mut resumed, 2).await), [4, 5]);
     let mut ws = WsClient::connect(&b, "?since=3").await;
@@ -176,9 +168,7 @@ async fn a_redis_restart_refuses_publishes_in_the_gap_and_loses_nothing() {
     let mut sse = SseClient::connect(&b, "?since=0", None).await;
     let mut ws = WsClient::connect(&b, "?since=0").await;
     let mut sender = WsClient::connect(&a, "?since=0").await;
-    for i in 1..=3 {
-        a.post("alice", &format!("m{i}")).await;
-    }
+    post_each(&a, 1..=3, "m").await;
     assert_eq!(ids(&sse_messages(&mut sse, 3).await), [1, 2, 3]);
     assert_eq!(ids(&ws_messages(&mut ws, 3).await), [1, 2, 3]);
     assert_eq!(ids(&ws_messages(&mut sender, 3).await), [1, 2, 3]);
@@ -237,9 +227,7 @@ async fn ids_never_go_backwards_even_if_redis_loses_its_data() {
     let redis = Redis::start().await;
     let [a, b] = redis.instances().await;
     let mut sse = SseClient::connect(&b, "?since=0", None).await;
-    for i in 1..=3 {
-        a.post("alice", &format!("m{i}")).await;
-    }
+    post_each(&a, 1..=3, "m").await;
     assert_eq!(ids(&sse_messages(&mut sse, 3).await), [1, 2, 3]);
 
     // As a Redis restarted without persistence would: counter and stream gone.

@@ -5,7 +5,7 @@
 mod cluster;
 mod common;
 
-use cluster::{Instance, Scratch};
+use cluster::{Instance, Scratch, post_each};
 use common::{Poller, SseClient, WsClient, ids, within};
 
 #[tokio::test]
@@ -16,9 +16,7 @@ async fn clients_resume_after_a_crash_and_restart_and_no_id_is_reused() {
     let mut sse = SseClient::connect(&before, "?since=0", None).await;
     let mut ws = WsClient::connect(&before, "?since=0").await;
     let (mut long, mut short) = (Poller::long(), Poller::short());
-    for i in 1..=3 {
-        before.post("alice", &format!("before {i}")).await;
-    }
+    post_each(&before, 1..=3, "before ").await;
     for _ in 1..=3 {
         sse.next_message().await;
         ws.next_message().await;
@@ -75,9 +73,7 @@ async fn the_database_keeps_only_the_history_window() {
     let dir = Scratch::new("sqlite");
     let store = format!("sqlite:{}", dir.path().join("chat.db").display());
     let first = Instance::start_with(&store, &["--history", "3"]).await;
-    for i in 1..=5 {
-        first.post("alice", &format!("m{i}")).await;
-    }
+    post_each(&first, 1..=5, "m").await;
     first.kill().await;
 
     let second = Instance::start_with(&store, &["--history", "3"]).await;

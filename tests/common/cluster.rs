@@ -10,7 +10,7 @@
 #![allow(dead_code)] // each test file uses a different part of this kit
 
 use std::net::SocketAddr;
-use std::ops::Deref;
+use std::ops::{Deref, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -284,6 +284,14 @@ impl Deref for Nginx {
 
     fn deref(&self) -> &Server {
         &self.server
+    }
+}
+
+/// Posts `"{prefix}{id}"` for each id, and checks that each gets that id.
+pub async fn post_each(server: &Server, ids: RangeInclusive<u64>, prefix: &str) {
+    for id in ids {
+        let stored = server.post("tester", &format!("{prefix}{id}")).await;
+        assert_eq!(stored["id"], id, "{stored}");
     }
 }
 
