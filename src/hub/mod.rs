@@ -98,10 +98,16 @@ struct Shared {
 
 impl Hub {
     pub fn new(store: impl Store) -> Self {
+        Self::with_live_capacity(store, LIVE_CAPACITY)
+    }
+
+    /// A hub whose live channel holds `live_capacity` messages per slow subscriber
+    /// (tests use a tiny one to make subscribers lag).
+    fn with_live_capacity(store: impl Store, live_capacity: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 store: Mutex::new(Box::new(store)),
-                live: broadcast::channel(LIVE_CAPACITY).0,
+                live: broadcast::channel(live_capacity).0,
                 published: Notify::new(),
                 lags: AtomicU64::new(0),
             }),
