@@ -324,10 +324,9 @@ mod properties {
             for (published, limit) in bursts {
                 publish(&hub, published);
                 let page = hub.page(Cursor::After(cursor), limit);
-                let mut expected = if page.reset { hub.bounds().oldest } else { cursor + 1 };
-                for entry in &page.entries {
+                let first = if page.reset { hub.bounds().oldest } else { cursor + 1 };
+                for (expected, entry) in (first..).zip(&page.entries) {
                     prop_assert_eq!(entry.id(), expected);
-                    expected += 1;
                 }
                 prop_assert!(page.entries.len() <= limit);
                 cursor = page.last_id;
