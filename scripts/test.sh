@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one command that sets up and runs every pushlab test on a fresh Debian machine:
+# installs what is missing, checks formatting and lints, runs the Rust tests, then the
+# browser tests. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Debian packages the tests drive for real: Chromium for the browser tests.
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+  cargo test --locked --doc
+else
+  cargo test --locked
+fi
+
+if [ -f e2e/package.json ]; then
+  step "browser tests (Chromium via playwright-core)"
+  cargo build --locked --bin pushlab
+  (cd e2e && npm ci --no-audit --no-fund && PUSHLAB_BIN="$PWD/../target/debug/pushlab" npm test)
+fi

@@ -1,0 +1,97 @@
+//! A push subscriber's view of the hub: history after its cursor, then live messages.
+//!
+//! The live channel is treated as a *hint*; the history is the truth. A subscription
+//! remembers the last id it delivered and only ever delivers the next one:
+//!
+//! - a live message it already delivered from history is skipped (the seam: no
+//!   duplicate);
+//! - a live message that is not the next id (the channel lagged, or the backlog was
+//!   too long to read in one go) makes it re-read the history from its last id (no
+//!   gap);
+//! - if that history is gone, it says so with a [`Delivery::Reset`] and carries on
+//!   from the oldest message still held, never silently skipping.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::{Cursor, Entry, Hub, Page};
+
+/// How many history entries a subscription reads at a time while catching up.
+const CATCH_UP_CHUNK: usize = 256;
+
+/// What a subscriber receives next.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// The next message, its id exactly one more than the last one delivered.
+    Message(Arc<Entry>),
+    /// The cursor could not be honoured: forget it. It is now `last_id`; the
+    /// messages that follow start at `last_id + 1`, the oldest the hub still holds.
+    Reset { last_id: u64 },
+}
+
+/// History, then live messages, in id order, exactly once. See the module docs.
+pub struct Subscription {
+    hub: Hub,
+    live: broadcast::Receiver<Arc<Entry>>,
+    backlog: VecDeque<Arc<Entry>>,
+    /// The last id delivered (or the cursor, before the first delivery).
+    last_id: u64,
+    reset: bool,
+}
+
+impl Subscription {
+    pub(super) fn new(hub: Hub, live: broadcast::Receiver<Arc<Entry>>, cursor: Cursor) -> Self {
+        let mut subscription = Self {
+            hub,
+            live,
+            backlog: VecDeque::new(),
+            last_id: 0,
+            reset: false,
+        };
+        subscription.catch_up(cursor);
+        subscription
+    }
+
+    /// The next delivery, waiting for a publish if needed. `None` once the hub is gone.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            if self.reset {
+                self.reset = false;
+                return Some(Delivery::Reset {
+                    last_id: self.last_id,
+                });
+            }
+            if let Some(entry) = self.backlog.pop_front() {
+                self.last_id = entry.id();
+                return Some(Delivery::Message(entry));
+            }
+            match self.live.recv().await {
+                Ok(entry) if entry.id() <= self.last_id => continue,
+                Ok(entry) if entry.id() == self.last_id + 1 => {
+                    self.last_id = entry.id();
+                    return Some(Delivery::Message(entry));
+                }
+                // A gap, or the channel dropped messages for us: history has them.
+                Ok(_) | Err(RecvError::Lagged(_)) => self.catch_up(Cursor::After(self.last_id)),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Refills the backlog from history, after `cursor`.
+    fn catch_up(&mut self, cursor: Cursor) {
+        let Page {
+            entries,
+            last_id,
+            reset,
+        } = self.hub.page(cursor, CATCH_UP_CHUNK);
+        match entries.first() {
+            Some(first) => self.last_id = first.id() - 1,
+            None => self.last_id = last_id,
+        }
+        self.reset |= reset;
+        self.backlog.extend(entries);
+    }
+}

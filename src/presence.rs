@@ -1,0 +1,138 @@
+//! Who is online, and through which transport.
+//!
+//! A page may tag its requests with `client=<id>` (random, chosen by the page) and
+//! `name=<display name>`. Push clients count as online while their stream or socket
+//! is open; pollers hold nothing open between requests, so they count as online while
+//! they keep asking, for [`POLLER_GRACE`] after their last request.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::message::MAX_AUTHOR_CHARS;
+use crate::stats::Transport;
+
+/// How long a poller counts as online after its last request: a held long poll lasts
+/// up to 30 s and the slowest short-poll interval on the page is 10 s.
+pub const POLLER_GRACE: Duration = Duration::from_secs(35);
+
+/// The optional `client` and `name` query parameters every transport accepts.
+#[derive(Debug, Default, Deserialize)]
+pub struct Visitor {
+    pub client: Option<String>,
+    pub name: Option<String>,
+}
+
+/// One client on one transport, as `GET /api/presence` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Online {
+    pub client: String,
+    pub name: Option<String>,
+    pub transport: Transport,
+}
+
+/// A client on a transport: the key of the presence list.
+pub type Seat = (String, Transport);
+
+#[derive(Default)]
+pub struct Presence {
+    seen: Mutex<HashMap<Seat, Seen>>,
+}
+
+struct Seen {
+    name: Option<String>,
+    /// Open push connections; always 0 for pollers.
+    connections: usize,
+    last: Instant,
+}
+
+impl Visitor {
+    /// Checks the parameters (`client`: 1–64 of `A–Z a–z 0–9 _ -`; `name`: at most the
+    /// author limit after trimming) and names the seat, if the client gave an id.
+    pub fn seat(&self, transport: Transport) -> Result<Option<Seat>, ApiError> {
+        let Some(client) = &self.client else {
+            return Ok(None);
+        };
+        let valid = (1..=64).contains(&client.len())
+            && client
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(ApiError::BadRequest(
+                "client must be 1-64 characters of A-Z, a-z, 0-9, _ and -".into(),
+            ));
+        }
+        if self
+            .name()
+            .is_some_and(|n| n.chars().count() > MAX_AUTHOR_CHARS)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "name must be at most {MAX_AUTHOR_CHARS} characters"
+            )));
+        }
+        Ok(Some((client.clone(), transport)))
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+    }
+}
+
+impl Presence {
+    /// A client arrived: a push client stays listed until [`Presence::leave`], a
+    /// poller for [`POLLER_GRACE`].
+    pub fn arrive(&self, seat: &Seat, name: Option<&str>) {
+        let mut seen = self.lock();
+        let entry = seen.entry(seat.clone()).or_insert(Seen {
+            name: None,
+            connections: 0,
+            last: Instant::now(),
+        });
+        entry.name = name.map(str::to_owned);
+        entry.last = Instant::now();
+        if seat.1.is_push() {
+            entry.connections += 1;
+        }
+    }
+
+    /// A push client's connection ended.
+    pub fn leave(&self, seat: &Seat) {
+        if !seat.1.is_push() {
+            return;
+        }
+        let mut seen = self.lock();
+        if let Some(s) = seen.get_mut(seat) {
+            s.connections -= 1;
+            if s.connections == 0 {
+                seen.remove(seat);
+            }
+        }
+    }
+
+    /// Everyone online now, sorted by name then client.
+    pub fn online(&self) -> Vec<Online> {
+        let now = Instant::now();
+        let mut seen = self.lock();
+        seen.retain(|_, s| s.connections > 0 || now - s.last < POLLER_GRACE);
+        let mut online: Vec<Online> = seen
+            .iter()
+            .map(|((client, transport), s)| Online {
+                client: client.clone(),
+                name: s.name.clone(),
+                transport: *transport,
+            })
+            .collect();
+        online.sort_by(|a, b| (&a.name, &a.client).cmp(&(&b.name, &b.client)));
+        online
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Seat, Seen>> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,75 @@
+//! Per-transport counters, served at `GET /api/stats`.
+//!
+//! Plain atomics, bumped by the transports as they work: cheap enough to count every
+//! request and every delivery. `open` is a gauge, kept honest by the transports'
+//! `Attendance`, which takes it back down however a connection ends.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// The four ways pushlab pushes, named as in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    ShortPoll,
+    LongPoll,
+    Sse,
+    Websocket,
+}
+
+impl Transport {
+    /// Push transports hold a connection open; pollers come and go.
+    pub fn is_push(self) -> bool {
+        matches!(self, Self::Sse | Self::Websocket)
+    }
+}
+
+/// What one transport has done since the server started.
+#[derive(Debug, Default, Serialize)]
+pub struct Counters {
+    /// Connections (push) or requests (polls) in progress now.
+    pub open: AtomicU64,
+    /// HTTP requests answered (polls) or streams and upgrades accepted (push).
+    pub requests: AtomicU64,
+    /// Poll answers that carried no message: the cost of asking when nothing is new.
+    pub empty_responses: AtomicU64,
+    /// Messages handed to clients.
+    pub delivered: AtomicU64,
+    /// Bytes of payload sent: response bodies, SSE events, WebSocket frames.
+    pub bytes_sent: AtomicU64,
+    /// Resets sent: cursors that could not be honoured.
+    pub resets: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    /// Counts one message (or one poll answer's worth of them) going out.
+    pub fn sent(&self, messages: u64, bytes: usize) {
+        Self::add(&self.delivered, messages);
+        Self::add(&self.bytes_sent, bytes as u64);
+    }
+}
+
+/// One [`Counters`] per transport.
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub short_poll: Counters,
+    pub long_poll: Counters,
+    pub sse: Counters,
+    pub websocket: Counters,
+}
+
+impl Stats {
+    pub fn of(&self, transport: Transport) -> &Counters {
+        match transport {
+            Transport::ShortPoll => &self.short_poll,
+            Transport::LongPoll => &self.long_poll,
+            Transport::Sse => &self.sse,
+            Transport::Websocket => &self.websocket,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! What every transport shares: the query parameters, and turning `since` (or SSE's
+//! `Last-Event-ID`) into a hub [`Cursor`].
+//!
+//! Parameters arrive as strings and are parsed here, so that `since=abc` or
+//! `limit=-1` gets a `400` that names the parameter instead of a generic rejection.
+//! Unknown parameters (a cache-buster such as `_=1700000000`) are ignored.
+
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::hub::Cursor;
+
+/// Default and largest page size of a poll answer.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+
+/// `since`, `limit` and `timeout`, as every transport's query string may carry them.
+#[derive(Debug, Default, Deserialize)]
+pub struct CursorParams {
+    pub since: Option<String>,
+    pub limit: Option<String>,
+    pub timeout: Option<String>,
+}
+
+impl CursorParams {
+    /// `since=ID` → after that id; absent → the recent messages.
+    pub fn cursor(&self) -> Result<Cursor, ApiError> {
+        cursor_from("since", self.since.as_deref())
+    }
+
+    /// `limit=N`: 1 or more (a page of 0 would move no cursor), at most [`MAX_LIMIT`]
+    /// (larger values are clamped), [`DEFAULT_LIMIT`] when absent.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.as_deref() {
+            None => Ok(DEFAULT_LIMIT),
+            Some(raw) => match non_negative("limit", raw)? {
+                0 => Err(ApiError::BadRequest("limit must be at least 1".into())),
+                n => Ok(n.min(MAX_LIMIT as u64) as usize),
+            },
+        }
+    }
+}
+
+/// A cursor from the named parameter or header; `None` means no cursor.
+pub fn cursor_from(name: &str, raw: Option<&str>) -> Result<Cursor, ApiError> {
+    Ok(match raw {
+        None => Cursor::Recent,
+        Some(raw) => Cursor::After(non_negative(name, raw)?),
+    })
+}
+
+/// Parses a non-negative integer, or says which parameter was wrong and why.
+pub fn non_negative(name: &str, raw: &str) -> Result<u64, ApiError> {
+    raw.trim().parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{name} must be a non-negative integer (got {raw:?})"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(since: Option<&str>, limit: Option<&str>) -> CursorParams {
+        CursorParams {
+            since: since.map(Into::into),
+            limit: limit.map(Into::into),
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn since_is_optional_and_must_be_a_non_negative_integer() {
+        assert_eq!(params(None, None).cursor().unwrap(), Cursor::Recent);
+        assert_eq!(params(Some("7"), None).cursor().unwrap(), Cursor::After(7));
+        for bad in ["", "-1", "abc", "1.5", "99999999999999999999999"] {
+            let err = params(Some(bad), None).cursor().unwrap_err();
+            assert!(err.to_string().starts_with("since must be"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn limit_defaults_clamps_and_refuses_zero() {
+        assert_eq!(params(None, None).limit().unwrap(), DEFAULT_LIMIT);
+        assert_eq!(params(None, Some("5")).limit().unwrap(), 5);
+        assert_eq!(params(None, Some("5000")).limit().unwrap(), MAX_LIMIT);
+        assert!(params(None, Some("0")).limit().is_err());
+        assert!(params(None, Some("-3")).limit().is_err());
+    }
+}

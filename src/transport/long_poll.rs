@@ -1,0 +1,84 @@
+//! Long polling: the client asks "anything new since message N?" and the server does
+//! not answer until there is, or until a timeout (30 s by default) passes.
+//!
+//! ```text
+//! GET /api/messages/long-poll?since=41     … held …
+//!                                          ← a message is published
+//!                                          → 200 {"messages":[{"id":42,…}], "last_id":42}
+//! GET /api/messages/long-poll?since=42     … held … 30 s, nothing
+//!                                          → 200 {"messages":[], "last_id":42}
+//! ```
+//!
+//! The answer is exactly a short poll's ([`short_poll::answer`]); only the waiting is
+//! new. The one subtle step is not to miss a publish that lands between "check the
+//! history" and "start waiting": the handler registers with the hub's `Notify`
+//! *first*, then checks, then waits, so a publish in between still wakes it.
+//!
+//! Cost: one held request (a socket and a small task) per waiting client, and one
+//! request-response round trip per message burst, with its HTTP headers. Gain: a
+//! message is seen within milliseconds, and nothing but plain HTTP is needed. After
+//! each answer the client must ask again; messages published in that gap are not lost,
+//! because the next request's `since` picks them up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use tokio::time::{Instant, sleep_until};
+
+use super::cursor::{CursorParams, non_negative};
+use super::{Attendance, short_poll};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::hub::Cursor;
+use crate::presence::Visitor;
+use crate::stats::Transport;
+
+/// The longest a request is held, and the default.
+pub const MAX_HOLD: Duration = Duration::from_secs(30);
+
+/// `GET /api/messages/long-poll?since=ID&timeout=S`: answer when there is news.
+pub async fn long_poll(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<CursorParams>,
+    Query(visitor): Query<Visitor>,
+) -> Result<Response, ApiError> {
+    let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
+    let attendance = Attendance::begin(&app, Transport::LongPoll, &visitor)?;
+    let deadline = Instant::now() + hold;
+    loop {
+        // Register for the next publish before looking, so none slips between the two.
+        let published = app.hub.next_publish();
+        tokio::pin!(published);
+        published.as_mut().enable();
+
+        let page = app.hub.page(cursor, limit);
+        // Answer at once with news, with a reset (a cursor ahead of the hub is never
+        // held), or when the client asked not to wait.
+        if !page.entries.is_empty() || page.reset || hold.is_zero() {
+            return Ok(short_poll::answer(attendance.counters(), page));
+        }
+        // Nothing yet. From here on "new" means newer than what the hub holds now
+        // (this matters for a client that sent no cursor).
+        cursor = Cursor::After(page.last_id);
+        tokio::select! {
+            () = &mut published => continue,
+            () = sleep_until(deadline) => {}
+            () = app.shutdown.cancelled() => {}
+        }
+        return Ok(short_poll::answer(attendance.counters(), page));
+    }
+}
+
+/// `timeout=S`: seconds to hold, clamped to 1..=30; 0 answers at once.
+fn hold(params: &CursorParams) -> Result<Duration, ApiError> {
+    Ok(match params.timeout.as_deref() {
+        None => MAX_HOLD,
+        Some(raw) => match non_negative("timeout", raw)? {
+            0 => Duration::ZERO,
+            secs => Duration::from_secs(secs).min(MAX_HOLD),
+        },
+    })
+}

@@ -1,0 +1,69 @@
+//! The four ways pushlab pushes the same chat to a browser, one file each:
+//!
+//! | module         | on the wire                                   | who sends        |
+//! |----------------|-----------------------------------------------|------------------|
+//! | [`short_poll`] | a request every few seconds, answered at once | client asks      |
+//! | [`long_poll`]  | a request the server holds until news or 30 s | client asks      |
+//! | [`sse`]        | one long HTTP response, an event per message  | server pushes    |
+//! | [`websocket`]  | an upgraded connection, frames both ways      | both, any time   |
+//!
+//! All four read the same [`Hub`](crate::hub::Hub); what they share beyond it is in
+//! [`cursor`] (parameters) and [`Attendance`] (counting who is connected).
+
+pub mod cursor;
+pub mod long_poll;
+pub mod short_poll;
+pub mod sse;
+pub mod websocket;
+
+use std::sync::Arc;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::presence::{Seat, Visitor};
+use crate::stats::{Counters, Transport};
+
+/// A request or connection in progress: counted in `open` and listed as online until
+/// dropped, however it ends (answered, closed by the client, or cancelled).
+pub struct Attendance {
+    app: Arc<AppState>,
+    transport: Transport,
+    seat: Option<Seat>,
+}
+
+impl Attendance {
+    pub fn begin(
+        app: &Arc<AppState>,
+        transport: Transport,
+        visitor: &Visitor,
+    ) -> Result<Self, ApiError> {
+        let seat = visitor.seat(transport)?;
+        if let Some(seat) = &seat {
+            app.presence.arrive(seat, visitor.name());
+        }
+        let counters = app.stats.of(transport);
+        Counters::add(&counters.requests, 1);
+        Counters::add(&counters.open, 1);
+        Ok(Self {
+            app: app.clone(),
+            transport,
+            seat,
+        })
+    }
+
+    /// This transport's counters.
+    pub fn counters(&self) -> &Counters {
+        self.app.stats.of(self.transport)
+    }
+}
+
+impl Drop for Attendance {
+    fn drop(&mut self) {
+        self.counters()
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(seat) = &self.seat {
+            self.app.presence.leave(seat);
+        }
+    }
+}
