@@ -83,6 +83,7 @@ connections.on('message', (event) => forPane(event).addMessage(event.message));
 connections.on('status', (event) => forPane(event).setState(event.state, event.detail));
 connections.on('reset', (event) => forPane(event).reset(event.info));
 connections.on('wire', (event) => forPane(event).addWire(event.entry));
+connections.on('counters', (event) => forPane(event));
 connections.on('interval', (event) => panes.short_poll.setInterval(event.ms));
 connections.on('ws-error', (event) => {
   forPane(event);

@@ -93,6 +93,7 @@ export class Connections {
       transport.onReset((info) => this.publish({ type: 'reset', kind, info }));
       transport.onWire((entry) => this.publish({ type: 'wire', kind, entry }));
       transport.onError((error) => this.publish({ type: 'ws-error', kind, error }));
+      transport.onCounters(() => this.publish({ type: 'counters', kind }));
       this.transports[kind] = transport;
     }
     this.broadcast({ type: 'leader', client: this.client });

@@ -112,10 +112,8 @@ export class PaneView {
     this.meter('messages', String(c.messages));
     this.meter('integrity', `${c.lost} / ${c.duplicates}`);
     const median = this.median();
-    this.meter(
-      'latency',
-      this.lastLatency === null ? '–' : `${this.lastLatency} ms / ${median} ms`,
-    );
+    this.meter('latency', this.lastLatency === null ? '–' : `${this.lastLatency} ms`);
+    this.meter('median', median === null ? '–' : `${median} ms`);
   }
 
   meter(name, value) {
@@ -165,7 +163,7 @@ export class PaneView {
     const meta = document.createElement('span');
     meta.className = 'msg-meta';
     const via = translate(document.createElement('span'), 'message.via', { via: message.via });
-    via.className = `via via-${message.via}`;
+    via.className = `msg-via msg-via-${message.via}`;
     meta.append(via);
     if (latency !== null) {
       const lat = translate(document.createElement('span'), 'message.latency', { ms: latency });

@@ -17,6 +17,8 @@
 //                    dropped | disconnected
 //   onReset(fn)      fn({cursor, lastId}): the server could not honour our cursor
 //   onWire(fn)       fn({dir, size, summary}): each request, response, event, frame
+//   onCounters(fn)   fn(counters): the counters changed without any of the above
+//   onError(fn)      fn(text): the server refused a frame we sent (WebSocket only)
 //   counters         { requests, empty, bytes, messages, duplicates, lost }
 //   cursor           id of the last delivered message, or null before the first
 //
@@ -42,7 +44,7 @@ export class Transport {
     this.name = name;
     this.state = 'disconnected';
     this.counters = { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0, ...counters };
-    this.listeners = { message: [], status: [], reset: [], wire: [], error: [] };
+    this.listeners = { message: [], status: [], reset: [], wire: [], error: [], counters: [] };
     this.running = false; // connect() was called and disconnect() was not
     this.epoch = 0; // bumped on every (re)start, so stale callbacks can tell they are stale
     this.resumeTimer = null;
@@ -53,6 +55,7 @@ export class Transport {
   onReset(fn) { this.listeners.reset.push(fn); }
   onWire(fn) { this.listeners.wire.push(fn); }
   onError(fn) { this.listeners.error.push(fn); }
+  onCounters(fn) { this.listeners.counters.push(fn); }
   emit(kind, ...args) { for (const fn of this.listeners[kind]) fn(...args); }
 
   connect() {
@@ -142,6 +145,7 @@ export class Transport {
     if (typeof page.last_id === 'number' && (this.cursor === null || page.last_id > this.cursor)) {
       this.cursor = page.last_id;
     }
+    this.emit('counters', this.counters);
   }
 
   wire(dir, size, summary) {
