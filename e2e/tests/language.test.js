@@ -87,7 +87,7 @@ describe('the language toggle', () => {
     const page = await openPage(context, server.base);
     await waitAllConnected(page);
     assert.equal(await page.textContent('#tab-compare'), '比较');
-    for (const kind of KINDS) assert.equal(await pane(page, kind).locator('[data-action="drop"]').textContent(), '断开连接');
+    for (const kind of KINDS) assert.equal(await pane(page, kind).locator('[data-action="drop"]').textContent(), '模拟断线');
     await page.click('#lang');
     await page.reload();
     assert.equal(await page.textContent('#tab-compare'), 'Compare');
