@@ -2,13 +2,16 @@
 //! right status. Handlers return `Result<_, ApiError>`; nothing a client sends is ever
 //! `unwrap`ped.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::limits::BUSY_RETRY_AFTER;
 use crate::message::Invalid;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,15 @@ pub enum ApiError {
     /// A plain request to the WebSocket endpoint.
     #[error("{}; this endpoint speaks WebSocket: connect with a WebSocket client", .0.body_text())]
     NotWebSocket(#[from] WebSocketUpgradeRejection),
+    /// Publishing faster than `--publish-rate` allows.
+    #[error("too many messages from your address; try again in {} ms", .retry_after.as_millis())]
+    RateLimited { retry_after: Duration },
+    /// No room for another held connection.
+    #[error("{0}; try again later")]
+    Busy(&'static str),
+    /// A WebSocket handshake from a page of another site.
+    #[error("origin {0} is not allowed to open a WebSocket here (see --allow-origin)")]
+    ForeignOrigin(String),
     #[error("no such endpoint: {0}; see docs/api.md for the API")]
     NotFound(String),
     #[error("method {0} is not allowed on this endpoint; see docs/api.md for the API")]
@@ -40,14 +52,35 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Json(rejection) => rejection.status(),
             Self::NotWebSocket(rejection) => rejection.status(),
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ForeignOrigin(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// How long to wait before trying again, when waiting helps.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Busy(_) => Some(BUSY_RETRY_AFTER),
+            _ => None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let mut response =
+            (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        if let Some(wait) = self.retry_after() {
+            // Whole seconds, rounded up: "0" would invite an immediate retry.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }

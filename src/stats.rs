@@ -23,6 +23,12 @@ impl Transport {
     pub fn is_push(self) -> bool {
         matches!(self, Self::Sse | Self::Websocket)
     }
+
+    /// Push transports and held long polls keep a connection busy while they wait;
+    /// these count against the connection caps.
+    pub fn holds_connection(self) -> bool {
+        self != Self::ShortPoll
+    }
 }
 
 /// What one transport has done since the server started.
@@ -40,6 +46,10 @@ pub struct Counters {
     pub bytes_sent: AtomicU64,
     /// Resets sent: cursors that could not be honoured.
     pub resets: AtomicU64,
+    /// Clients closed because they stopped reading (WebSocket close 1013).
+    pub slow_closes: AtomicU64,
+    /// Clients dropped because they stopped answering pings.
+    pub dead_closes: AtomicU64,
 }
 
 impl Counters {

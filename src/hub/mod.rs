@@ -19,6 +19,7 @@
 mod store;
 mod subscription;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Utc;
@@ -90,6 +91,9 @@ struct Shared {
     store: Mutex<Box<dyn Store>>,
     live: broadcast::Sender<Arc<Entry>>,
     published: Notify,
+    /// Times a subscriber fell so far behind that the live channel dropped messages for
+    /// it (it then re-read them from history).
+    lags: AtomicU64,
 }
 
 impl Hub {
@@ -99,6 +103,7 @@ impl Hub {
                 store: Mutex::new(Box::new(store)),
                 live: broadcast::channel(LIVE_CAPACITY).0,
                 published: Notify::new(),
+                lags: AtomicU64::new(0),
             }),
         }
     }
@@ -158,6 +163,15 @@ impl Hub {
     /// read the history, then await it.
     pub fn next_publish(&self) -> Notified<'_> {
         self.shared.published.notified()
+    }
+
+    /// How many times a subscriber lagged behind the live channel.
+    pub fn lags(&self) -> u64 {
+        self.shared.lags.load(Relaxed)
+    }
+
+    fn count_lag(&self) {
+        self.shared.lags.fetch_add(1, Relaxed);
     }
 
     /// The ids the hub holds now.

@@ -73,8 +73,13 @@ impl Subscription {
                     self.last_id = entry.id();
                     return Some(Delivery::Message(entry));
                 }
-                // A gap, or the channel dropped messages for us: history has them.
-                Ok(_) | Err(RecvError::Lagged(_)) => self.catch_up(Cursor::After(self.last_id)),
+                // A gap (the backlog was read in chunks): history has the rest.
+                Ok(_) => self.catch_up(Cursor::After(self.last_id)),
+                // The channel dropped messages for us: history has them too.
+                Err(RecvError::Lagged(_)) => {
+                    self.hub.count_lag();
+                    self.catch_up(Cursor::After(self.last_id));
+                }
                 Err(RecvError::Closed) => return None,
             }
         }

@@ -30,7 +30,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -44,6 +44,7 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::presence::Visitor;
+use crate::server::ClientAddr;
 use crate::stats::{Counters, Transport};
 
 /// The reconnection delay suggested to `EventSource`.
@@ -54,12 +55,13 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// `GET /api/events?since=ID`: the stream of events.
 pub async fn events(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ClientAddr,
     headers: HeaderMap,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &params)?;
-    let attendance = Attendance::begin(&app, Transport::Sse, &visitor)?;
+    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;
     let events =
         stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
     let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
