@@ -69,6 +69,11 @@ export class Connections {
       return;
     }
     this.channel.onmessage = (event) => this.receive(event.data);
+    // Tell the others at once when the leader goes, so their panes stop saying
+    // "connected" until the next leader has reconnected.
+    addEventListener('pagehide', () => {
+      if (this.role === 'leader') this.broadcast({ type: 'leader-gone' });
+    });
     // Ask whoever leads for the current picture; no answer means we are first.
     this.channel.postMessage({ type: 'hello' });
     navigator.locks.request(LOCK, () => {
@@ -178,6 +183,13 @@ export class Connections {
     if (event.type === 'snapshot') {
       this.model = event.model;
       this.emit('snapshot', this.model);
+      return;
+    }
+    if (event.type === 'leader-gone') {
+      for (const kind of KINDS) {
+        const pane = this.model.panes[kind];
+        if (pane.wanted) this.apply({ type: 'status', kind, state: 'reconnecting', detail: { cursor: pane.cursor } });
+      }
       return;
     }
     if (event.type === 'leader') {

@@ -81,6 +81,10 @@ describe('three tabs at once', () => {
     }
     const after = await Promise.all(rest.map(roleOf));
     assert.deepEqual([...after].sort(), ['follower', 'leader']);
+    // The new leader opened its own stream and socket (the server counts two of each now).
+    const stats = await (await fetch(`${server.base}/api/stats`)).json();
+    assert.equal(stats.transports.sse.requests, 2);
+    assert.equal(stats.transports.websocket.requests, 2);
     for (const page of rest) assert.deepEqual(page.errors, []);
   });
 });
