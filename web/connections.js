@@ -156,6 +156,10 @@ export class Connections {
         this.apply({ type: 'interval', ms: command.ms });
         this.broadcast({ type: 'interval', ms: command.ms });
         break;
+      case 'name':
+        // Pollers report it from their next request, streams from their next connection.
+        for (const each of Object.values(this.transports)) each.name = command.name;
+        break;
       case 'ws-send':
         if (!this.transports.websocket.send(command.author, command.text)) {
           this.publish({ type: 'ws-error', kind: 'websocket', error: 'not-connected' });
@@ -241,7 +245,7 @@ export class Connections {
   /** The display name the transports report for presence (from their next request). */
   setName(name) {
     this.name = name;
-    for (const transport of Object.values(this.transports ?? {})) transport.name = name;
+    this.command({ command: 'name', name });
   }
 
   connect(kind) { this.command({ command: 'connect', kind }); }
