@@ -50,6 +50,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::Query(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Json(rejection) if body_timed_out(rejection) => StatusCode::REQUEST_TIMEOUT,
             Self::Json(rejection) => rejection.status(),
             Self::NotWebSocket(rejection) => rejection.status(),
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -83,4 +84,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Whether the body could not be read because `--body-timeout` passed.
+fn body_timed_out(rejection: &JsonRejection) -> bool {
+    let mut cause = std::error::Error::source(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

@@ -119,7 +119,8 @@ impl SseEvent {
 pub struct SseClient {
     pub response_headers: reqwest::header::HeaderMap,
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
+    /// Bytes read but not yet parsed; a chunk may end inside a UTF-8 character.
+    buffer: Vec<u8>,
     /// Comment lines (keep-alives) seen so far.
     pub comments: usize,
 }
@@ -135,7 +136,7 @@ impl SseClient {
         Self {
             response_headers: response.headers().clone(),
             body: response.bytes_stream().boxed(),
-            buffer: String::new(),
+            buffer: Vec::new(),
             comments: 0,
         }
     }
@@ -143,8 +144,9 @@ impl SseClient {
     /// The next event (comments are counted and skipped); `None` when the stream ends.
     pub async fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("SSE is UTF-8");
                 let mut event = SseEvent::default();
                 let mut has_field = false;
                 for line in block.lines() {
@@ -170,7 +172,7 @@ impl SseClient {
                 continue;
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 _ => return None,
             }
         }
@@ -234,6 +236,22 @@ impl WsClient {
         }
     }
 
+    /// Skips frames until the server's close frame, and returns its code.
+    pub async fn close_code(&mut self) -> u16 {
+        within("the close frame", async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(tungstenite::Message::Close(Some(frame)))) => {
+                        return u16::from(frame.code);
+                    }
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a close frame, got {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+
     /// The next `{"type":"message"}` frame's message.
     pub async fn next_message(&mut self) -> Value {
         let frame = self.next_frame().await.expect("socket closed");
@@ -288,4 +306,32 @@ impl Poller {
         })
         .await
     }
+}
+
+/// Sends raw bytes as an HTTP request (with `Connection: close`) and returns all the
+/// server wrote back; for requests a well-behaved client library would not send.
+pub async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    within("the server's answer", stream.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`]; for state
+/// that has no event to await (a counter in /api/stats going down).
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    within(what, async {
+        while !condition().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
 }
