@@ -31,10 +31,11 @@ export async function freePort() {
 
 /**
  * Start `pushlab --addr 127.0.0.1:PORT --web-dir <repo>/web` and wait until
- * /healthz answers. Returns { base, post(), stop() }.
+ * /healthz answers. Returns { base, port, post(), stop() }. Pass `port` to
+ * start again where a stopped server was (a restart, as the page sees it).
  */
-export async function startServer(extraArgs = []) {
-  const port = await freePort();
+export async function startServer(extraArgs = [], { port } = {}) {
+  port ??= await freePort();
   const args = ['--addr', `127.0.0.1:${port}`, '--web-dir', path.join(repo, 'web'), '--log', 'warn', ...extraArgs];
   const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -63,6 +64,7 @@ export async function startServer(extraArgs = []) {
 
   return {
     base,
+    port,
     /** POST /api/messages from outside the browser, as curl would. Returns the stored message. */
     async post(author, text) {
       const response = await fetch(`${base}/api/messages`, {

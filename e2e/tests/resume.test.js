@@ -130,3 +130,47 @@ describe('a cursor the server cannot honour', () => {
     }
   });
 });
+
+describe('a server restart', () => {
+  let server;
+  let browser;
+  let page;
+
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+    page = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
+    await waitAllConnected(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('makes every pane reconnect, say that its cursor was reset, and go on with the new server', async () => {
+    for (let i = 0; i < 3; i++) await server.post('before', unique(`before restart ${i}`));
+    await page.waitForFunction(() => [...document.querySelectorAll('.pane')].every((p) => p.querySelector('.msg[data-id="3"]')));
+
+    await server.stop();
+    for (const kind of KINDS) await waitState(page, kind, 'reconnecting');
+    server = await startServer([], { port: server.port });
+
+    // The new server's ids start again at 1: below every pane's cursor (3).
+    const text = unique('after restart');
+    const message = await server.post('after', text);
+    assert.equal(message.id, 1);
+    for (const kind of KINDS) {
+      await page.waitForFunction(
+        ({ kind, text }) => {
+          const root = document.querySelector(`.pane[data-transport="${kind}"]`);
+          return root.dataset.state === 'connected' && root.querySelector('.notice-reset')
+            && [...root.querySelectorAll('.msg-text')].some((span) => span.textContent === text);
+        },
+        { kind, text },
+        { timeout: 15_000 },
+      );
+    }
+    assert.deepEqual(page.errors, []);
+  });
+});
