@@ -183,7 +183,7 @@ export class PaneView {
 
   /** The server could not honour the cursor: ids may start again from 1. */
   reset(info) {
-    this.notice('notice.reset', { cursor: info.cursor ?? '–', lastId: info.lastId ?? '–' });
+    this.notice('notice.reset', { cursor: info.cursor ?? '–' });
     this.shown.clear();
     this.newest = 0;
   }
