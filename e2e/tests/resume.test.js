@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   KINDS, idsIn, launchBrowser, meter, openPage, pane, startServer, unique, waitAllConnected,
+  waitMessageEverywhere,
 } from '../lib/harness.js';
 
 async function cursorOf(page, kind) {
@@ -33,10 +34,7 @@ describe('drop connection', () => {
     await waitAllConnected(page);
     // Something to resume after, so every pane has a cursor.
     const first = await server.post('setup', 'before any drop');
-    await page.waitForFunction(
-      (id) => [...document.querySelectorAll('.pane')].every((p) => p.querySelector(`.msg[data-id="${id}"]`)),
-      first.id,
-    );
+    await waitMessageEverywhere(page, first.id);
   });
 
   after(async () => {
@@ -94,10 +92,7 @@ describe('a cursor the server cannot honour', () => {
     page = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
     await waitAllConnected(page);
     const first = await server.post('setup', 'the cursor');
-    await page.waitForFunction(
-      (id) => [...document.querySelectorAll('.pane')].every((p) => p.querySelector(`.msg[data-id="${id}"]`)),
-      first.id,
-    );
+    await waitMessageEverywhere(page, first.id);
   });
 
   after(async () => {
@@ -150,7 +145,7 @@ describe('a server restart', () => {
 
   it('makes every pane reconnect, say that its cursor was reset, and go on with the new server', async () => {
     for (let i = 0; i < 3; i++) await server.post('before', unique(`before restart ${i}`));
-    await page.waitForFunction(() => [...document.querySelectorAll('.pane')].every((p) => p.querySelector('.msg[data-id="3"]')));
+    await waitMessageEverywhere(page, 3);
 
     await server.stop();
     for (const kind of KINDS) await waitState(page, kind, 'reconnecting');
