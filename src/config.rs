@@ -77,6 +77,11 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
 
+    /// Seconds between keep-alive comments on a quiet SSE stream (proxies and some
+    /// browsers cut streams that stay silent near 30 s).
+    #[arg(long, env = "PUSHLAB_SSE_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
+    pub sse_keep_alive: Duration,
+
     /// Seconds between WebSocket pings; a client that has not answered (pong, or any
     /// frame) by the next ping plus --ws-pong-timeout is dropped.
     #[arg(long, env = "PUSHLAB_WS_PING", default_value = "25", value_parser = seconds)]

@@ -98,6 +98,20 @@ async fn a_stalled_websocket_reader_is_closed_without_slowing_anyone_else() {
 }
 
 #[tokio::test]
+async fn a_quiet_sse_stream_gets_keep_alive_comments() {
+    let server = Server::start_with(&["--sse-keep-alive", "0.1"]).await;
+    let mut sse = SseClient::connect(&server, "", None).await;
+    let _retry = sse.next_event().await;
+    // Comments are not events: the reader counts them while it waits for one.
+    let reader = async {
+        while sse.comments < 3 {
+            let _ = tokio::time::timeout(Duration::from_millis(50), sse.next_event()).await;
+        }
+    };
+    within("three keep-alive comments", reader).await;
+}
+
+#[tokio::test]
 async fn a_websocket_client_that_stops_answering_pings_is_dropped() {
     let server = Server::start_with(&["--ws-ping", "0.2", "--ws-pong-timeout", "0.3"]).await;
     // Never reads, so it never answers a ping.

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Poller, Server, SseClient, WsClient, ids, within};
+use common::{Poller, Server, SseClient, WsClient, eventually, ids, within};
 use serde_json::json;
 
 #[tokio::test]
@@ -134,10 +134,8 @@ async fn long_poll_wakes_when_a_message_is_published() {
     let held = server.get_json("/api/messages/long-poll?since=0&timeout=30");
     let publish = async {
         // Publish only once the request is held by the server.
-        within("the long poll to be held", async {
-            while server.stats().await["transports"]["long_poll"]["open"] != 1 {
-                tokio::task::yield_now().await;
-            }
+        eventually("the long poll to be held", || async {
+            server.stats().await["transports"]["long_poll"]["open"] == 1
         })
         .await;
         let published = Instant::now();
@@ -190,10 +188,8 @@ async fn long_poll_without_a_cursor_waits_for_the_next_message() {
     let server = Server::start().await;
     let held = server.get_json("/api/messages/long-poll?timeout=30");
     let publish = async {
-        within("the long poll to be held", async {
-            while server.stats().await["transports"]["long_poll"]["open"] != 1 {
-                tokio::task::yield_now().await;
-            }
+        eventually("the long poll to be held", || async {
+            server.stats().await["transports"]["long_poll"]["open"] == 1
         })
         .await;
         server.post("alice", "first").await;
@@ -325,14 +321,9 @@ async fn stats_count_requests_deliveries_and_open_connections_per_transport() {
 
     drop(sse);
     ws.socket.close(None).await.unwrap();
-    within("open connections to go back to 0", async {
-        loop {
-            let t = server.stats().await["transports"].clone();
-            if t["sse"]["open"] == 0 && t["websocket"]["open"] == 0 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+    eventually("open connections to go back to 0", || async {
+        let t = server.stats().await["transports"].clone();
+        t["sse"]["open"] == 0 && t["websocket"]["open"] == 0
     })
     .await;
 }
@@ -352,14 +343,9 @@ async fn presence_lists_push_clients_while_connected_and_pollers_that_asked() {
         ])
     );
     drop(ws);
-    within("the WebSocket client to leave", async {
-        loop {
-            let (_, online) = server.get_json("/api/presence").await;
-            if online["clients"].as_array().unwrap().len() == 1 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+    eventually("the WebSocket client to leave", || async {
+        let (_, online) = server.get_json("/api/presence").await;
+        online["clients"].as_array().unwrap().len() == 1
     })
     .await;
 }

@@ -98,6 +98,15 @@ impl Hub {
         Ok(Self { view, store })
     }
 
+    /// A hub on the memory store whose live channel holds `live_capacity` messages per
+    /// slow subscriber (tests use a tiny one to make subscribers lag).
+    #[cfg(test)]
+    fn with_live_capacity(history: usize, live_capacity: usize) -> Self {
+        let view = Arc::new(View::with_live_capacity(history, live_capacity));
+        let store = Arc::new(store::MemoryStore::new(view.clone()));
+        Self { view, store }
+    }
+
     /// Accepts a validated message: the store gives it its id and timestamp and keeps
     /// it; every subscriber and every held long poll is woken. An error means the
     /// message was not stored and the sender should try again.

@@ -91,7 +91,7 @@ pub async fn open(
     keep: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match spec {
-        StoreSpec::Memory => Arc::new(MemoryStore { view }),
+        StoreSpec::Memory => Arc::new(MemoryStore::new(view)),
         StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path, view, keep).await?),
         StoreSpec::Redis(url) => Arc::new(RedisStore::open(url, view, keep).await?),
     })
@@ -100,6 +100,12 @@ pub async fn open(
 /// The default: the view is the whole log, and nothing is written anywhere else.
 pub struct MemoryStore {
     view: Arc<View>,
+}
+
+impl MemoryStore {
+    pub fn new(view: Arc<View>) -> Self {
+        Self { view }
+    }
 }
 
 impl Store for MemoryStore {

@@ -5,9 +5,10 @@
 //!
 //! - a live message it already delivered from history is skipped (the seam: no
 //!   duplicate);
-//! - a live message that is not the next id (the channel lagged, or the backlog was
-//!   too long to read in one go) makes it re-read the history from its last id (no
-//!   gap);
+//! - a backlog longer than one read is read chunk by chunk from history before the
+//!   live channel is consulted;
+//! - a live message that is not the next id, or a `Lagged` report from the channel,
+//!   makes it re-read the history from its last id (no gap);
 //! - if that history is gone, it says so with a [`Delivery::Reset`] and carries on
 //!   from the oldest message still held, never silently skipping.
 
@@ -39,6 +40,9 @@ pub struct Subscription {
     /// The last id delivered (or the cursor, before the first delivery).
     last_id: u64,
     reset: bool,
+    /// The last history read came back short of a full chunk: history holds nothing
+    /// newer than the backlog, so the next message can only come from the live channel.
+    caught_up: bool,
 }
 
 impl Subscription {
@@ -53,6 +57,7 @@ impl Subscription {
             backlog: VecDeque::new(),
             last_id: 0,
             reset: false,
+            caught_up: false,
         };
         subscription.catch_up(cursor);
         subscription
@@ -71,13 +76,17 @@ impl Subscription {
                 self.last_id = entry.id();
                 return Some(Delivery::Message(entry));
             }
+            if !self.caught_up {
+                self.catch_up(Cursor::After(self.last_id));
+                continue;
+            }
             match self.live.recv().await {
                 Ok(entry) if entry.id() <= self.last_id => continue,
                 Ok(entry) if entry.id() == self.last_id + 1 => {
                     self.last_id = entry.id();
                     return Some(Delivery::Message(entry));
                 }
-                // A gap (the backlog was read in chunks): history has the rest.
+                // Not the next id: something is missing between. History has it.
                 Ok(_) => self.catch_up(Cursor::After(self.last_id)),
                 // The channel dropped messages for us: history has them too.
                 Err(RecvError::Lagged(_)) => {
@@ -101,6 +110,7 @@ impl Subscription {
             None => self.last_id = last_id,
         }
         self.reset |= reset;
+        self.caught_up = entries.len() < CATCH_UP_CHUNK;
         self.backlog.extend(entries);
     }
 }

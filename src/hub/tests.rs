@@ -152,6 +152,16 @@ async fn a_long_backlog_is_read_in_chunks_without_loss() {
 }
 
 #[tokio::test]
+async fn a_long_backlog_is_read_to_the_end_even_when_nothing_more_is_published() {
+    let hub = hub(5000);
+    publish(&hub, 600);
+    let mut sub = hub.subscribe(Cursor::After(0));
+    let got = ready(&mut sub);
+    assert_eq!(got.len(), 600);
+    assert!(matches!(&got[599], Delivery::Message(e) if e.id() == 600));
+}
+
+#[tokio::test]
 async fn a_lagging_subscriber_rereads_history_instead_of_skipping() {
     let hub = hub(10_000);
     let mut sub = hub.subscribe(Cursor::After(0));
@@ -199,4 +209,140 @@ async fn next_publish_wakes_a_waiter_registered_before_the_check() {
     publish(&hub, 1);
     notified.await;
     assert_eq!(ids(&hub.page(Cursor::After(0), 10)), [1]);
+}
+
+mod properties {
+    //! For any interleaving of publishes, subscriptions with arbitrary cursors, reads,
+    //! lags and history truncation, each subscriber's sequence is strictly increasing
+    //! and contiguous, except where a reset notice says where it continues.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Publish(usize),
+        Subscribe(Option<u64>),
+        /// Reads up to this many ready deliveries from subscriber `index % count`.
+        Read {
+            index: usize,
+            up_to: usize,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (1..12usize).prop_map(Step::Publish),
+            // Now and then more than one catch-up chunk at once.
+            1 => (250..300usize).prop_map(Step::Publish),
+            3 => proptest::option::of(0..400u64).prop_map(Step::Subscribe),
+            6 => (0..8usize, 0..300usize).prop_map(|(index, up_to)| Step::Read { index, up_to }),
+        ]
+    }
+
+    /// What one subscriber was handed, and from which cursor it started.
+    struct Reader {
+        sub: Subscription,
+        cursor: Cursor,
+        got: Vec<Delivery>,
+    }
+
+    impl Reader {
+        fn read(&mut self, up_to: usize) {
+            for _ in 0..up_to {
+                match futures::FutureExt::now_or_never(self.sub.next()) {
+                    Some(Some(delivery)) => self.got.push(delivery),
+                    _ => break,
+                }
+            }
+        }
+
+        /// Checks the sequence; returns the last id it reached.
+        fn check(&self, newest: u64) -> Result<u64, TestCaseError> {
+            let mut expected_next = match self.cursor {
+                Cursor::After(id) => Some(id + 1),
+                Cursor::Recent => None, // wherever the recent window started
+            };
+            let mut last = None;
+            for delivery in &self.got {
+                match delivery {
+                    Delivery::Reset { last_id } => {
+                        prop_assert!(*last_id <= newest);
+                        expected_next = Some(last_id + 1);
+                        last = Some(*last_id);
+                    }
+                    Delivery::Message(entry) => {
+                        if let Some(expected) = expected_next {
+                            prop_assert_eq!(entry.id(), expected, "a gap or a duplicate");
+                        }
+                        expected_next = Some(entry.id() + 1);
+                        last = Some(entry.id());
+                    }
+                }
+            }
+            Ok(last.unwrap_or(match self.cursor {
+                Cursor::After(id) => id,
+                Cursor::Recent => newest,
+            }))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn every_subscriber_sees_a_contiguous_sequence_or_a_reset(
+            history in prop_oneof![1..30usize, 250..600usize],
+            live in 1..8usize,
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let hub = Hub::with_live_capacity(history, live);
+            let mut readers: Vec<Reader> = Vec::new();
+            futures::executor::block_on(async {
+                for step in steps {
+                    match step {
+                        Step::Publish(n) => publish(&hub, n),
+                        Step::Subscribe(since) => {
+                            let cursor = since.map_or(Cursor::Recent, Cursor::After);
+                            readers.push(Reader { sub: hub.subscribe(cursor), cursor, got: vec![] });
+                        }
+                        Step::Read { index, up_to } => {
+                            if !readers.is_empty() {
+                                let n = readers.len();
+                                readers[index % n].read(up_to);
+                            }
+                        }
+                    }
+                }
+            });
+            let newest = hub.bounds().newest;
+            for reader in &mut readers {
+                reader.read(usize::MAX);
+                // Everyone ends at the newest message: nothing was left behind.
+                prop_assert_eq!(reader.check(newest)?, newest);
+            }
+        }
+
+        #[test]
+        fn following_last_id_through_pages_is_contiguous_or_reset(
+            history in 1..30usize,
+            bursts in proptest::collection::vec((0..10usize, 1..6usize), 1..20),
+            start in 0..50u64,
+        ) {
+            let hub = hub(history);
+            let mut cursor = start;
+            for (published, limit) in bursts {
+                publish(&hub, published);
+                let page = hub.page(Cursor::After(cursor), limit);
+                let first = if page.reset { hub.bounds().oldest } else { cursor + 1 };
+                for (expected, entry) in (first..).zip(&page.entries) {
+                    prop_assert_eq!(entry.id(), expected);
+                }
+                prop_assert!(page.entries.len() <= limit);
+                cursor = page.last_id;
+                prop_assert!(cursor <= hub.bounds().newest);
+            }
+        }
+    }
 }

@@ -37,9 +37,14 @@ pub struct View {
 
 impl View {
     pub fn new(capacity: usize) -> Self {
+        Self::with_live_capacity(capacity, LIVE_CAPACITY)
+    }
+
+    /// A view whose live channel buffers `live_capacity` messages per subscriber.
+    pub(super) fn with_live_capacity(capacity: usize, live_capacity: usize) -> Self {
         Self {
             history: Mutex::new(History::new(capacity)),
-            live: broadcast::channel(LIVE_CAPACITY).0,
+            live: broadcast::channel(live_capacity).0,
             published: Notify::new(),
             store_errors: AtomicU64::new(0),
             lags: AtomicU64::new(0),

@@ -12,7 +12,7 @@
 //! event: message
 //! data: {"id":42,"author":"alice","text":"hi",…}
 //!
-//! : keep-alive            (a comment every 15 s so proxies see the stream is alive)
+//! : keep-alive            (a comment every 15 s, --sse-keep-alive, so proxies see life)
 //! ```
 //!
 //! The browser's `EventSource` parses this, and when the connection drops it
@@ -49,8 +49,6 @@ use crate::stats::{Counters, Transport};
 
 /// The reconnection delay suggested to `EventSource`.
 pub const RETRY: Duration = Duration::from_secs(3);
-/// How often a comment line is written to a quiet stream.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /api/events?since=ID`: the stream of events.
 pub async fn events(
@@ -64,7 +62,10 @@ pub async fn events(
     let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;
     let events =
         stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
-    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    let keep_alive = KeepAlive::new()
+        .interval(app.config.sse_keep_alive)
+        .text("keep-alive");
+    let sse = Sse::new(events).keep_alive(keep_alive);
     // nginx buffers responses unless told not to; this header tells it.
     Ok(([("x-accel-buffering", "no")], sse).into_response())
 }
