@@ -93,6 +93,7 @@ impl Hub {
     /// Opens the store `spec` names and fills a view of the newest `history` messages
     /// from it.
     pub async fn open(spec: &StoreSpec, history: usize) -> Result<Self, StoreError> {
+        tracing::info!(store = %spec, history, "opening the store");
         let view = Arc::new(View::new(history));
         let store = store::open(spec, view.clone(), history).await?;
         Ok(Self { view, store })

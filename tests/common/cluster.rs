@@ -80,16 +80,17 @@ async fn kill(child: &mut Child) {
 /// acknowledged (as production Redis behind pushlab should be configured).
 pub struct Redis {
     pub port: u16,
-    dir: Scratch,
+    // Fields drop in order: the process goes before its directory.
     child: Option<Child>,
+    dir: Scratch,
 }
 
 impl Redis {
     pub async fn start() -> Self {
         let mut redis = Self {
             port: free_port(),
-            dir: Scratch::new("redis"),
             child: None,
+            dir: Scratch::new("redis"),
         };
         redis.run().await;
         redis
@@ -220,8 +221,9 @@ pub async fn run_to_exit(store: &str) -> (ExitStatus, String) {
 /// A real nginx running `deploy/nginx.conf`, its ports swapped for the test's.
 pub struct Nginx {
     server: Server,
-    _dir: Scratch,
+    // Fields drop in order: the process goes before its directory.
     _process: Child,
+    _dir: Scratch,
 }
 
 impl Nginx {
@@ -267,8 +269,8 @@ impl Nginx {
             .expect("nginx must be installed (scripts/test.sh installs it)");
         let nginx = Self {
             server: Server::at(SocketAddr::from(([127, 0, 0, 1], port))),
-            _dir: dir,
             _process: child,
+            _dir: dir,
         };
         eventually("nginx to answer /healthz", || async {
             let answer = nginx.http.get(nginx.url("/healthz")).send().await;
