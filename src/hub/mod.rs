@@ -94,7 +94,7 @@ impl Hub {
     /// from it.
     pub async fn open(spec: &StoreSpec, history: usize) -> Result<Self, StoreError> {
         tracing::info!(store = %spec, history, "opening the store");
-        let view = Arc::new(View::new(history));
+        let view = Arc::new(View::new(history, spec.ahead_grace()));
         let store = store::open(spec, view.clone(), history).await?;
         Ok(Self { view, store })
     }
@@ -103,7 +103,11 @@ impl Hub {
     /// slow subscriber (tests use a tiny one to make subscribers lag).
     #[cfg(test)]
     fn with_live_capacity(history: usize, live_capacity: usize) -> Self {
-        let view = Arc::new(View::with_live_capacity(history, live_capacity));
+        let view = Arc::new(View::with_live_capacity(
+            history,
+            live_capacity,
+            std::time::Duration::ZERO,
+        ));
         let store = Arc::new(store::MemoryStore::new(view.clone()));
         Self { view, store }
     }

@@ -48,6 +48,11 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a publish waits for its own message to come back through the follower,
 /// so that the publisher's next read on this instance sees it.
 const ECHO_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a subscriber whose cursor is ahead of this instance waits for the follower
+/// to reach it (a client moving from an instance that had read further) before it is
+/// reset. Followers are woken by the same `XADD`, so they are usually microseconds
+/// apart; this bounds a slow one.
+pub const FOLLOWER_LAG_GRACE: Duration = Duration::from_secs(1);
 /// How long one `XREAD` blocks; the connection's own timeout is a little longer.
 const BLOCK: Duration = Duration::from_secs(5);
 /// Most stream entries read at once.

@@ -15,10 +15,13 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::{Entry, View, redis::RedisStore, sqlite::SqliteStore};
+use super::redis::{FOLLOWER_LAG_GRACE, RedisStore};
+use super::sqlite::SqliteStore;
+use super::{Entry, View};
 use crate::message::{Draft, Via};
 
 /// The chat's log: it assigns ids (1, 2, 3… strictly increasing, never reused) and
@@ -69,6 +72,18 @@ impl FromStr for StoreSpec {
             Err(format!(
                 "unknown store {spec:?}: use memory, sqlite:PATH or redis://HOST:PORT"
             ))
+        }
+    }
+}
+
+impl StoreSpec {
+    /// How long a cursor ahead of this instance's view may only mean that the view has
+    /// not read the shared log that far yet. Only a shared log lags; elsewhere a cursor
+    /// ahead means a restart that lost messages, and is reset at once.
+    pub fn ahead_grace(&self) -> Duration {
+        match self {
+            Self::Redis(_) => FOLLOWER_LAG_GRACE,
+            Self::Memory | Self::Sqlite(_) => Duration::ZERO,
         }
     }
 }

@@ -11,6 +11,12 @@
 //!   makes it re-read the history from its last id (no gap);
 //! - if that history is gone, it says so with a [`Delivery::Reset`] and carries on
 //!   from the oldest message still held, never silently skipping.
+//!
+//! One more case belongs to instances that follow a shared log (Redis): a client that
+//! saw id 42 on instance A and reconnects to B a moment before B's follower has read
+//! 42 brings a cursor that is ahead of B. That is no restart, only lag, so the
+//! subscription first waits, briefly, for B to catch up; only a cursor still ahead
+//! after that gets a reset.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,6 +49,9 @@ pub struct Subscription {
     /// The last history read came back short of a full chunk: history holds nothing
     /// newer than the backlog, so the next message can only come from the live channel.
     caught_up: bool,
+    /// A cursor ahead of a view that follows a shared log: read history after it once
+    /// the view has caught up with it, or the view's grace has passed.
+    ahead: Option<u64>,
 }
 
 impl Subscription {
@@ -58,14 +67,30 @@ impl Subscription {
             last_id: 0,
             reset: false,
             caught_up: false,
+            ahead: None,
         };
-        subscription.catch_up(cursor);
+        match cursor {
+            Cursor::After(id)
+                if id > subscription.view.bounds().newest
+                    && !subscription.view.ahead_grace().is_zero() =>
+            {
+                subscription.ahead = Some(id);
+            }
+            _ => subscription.catch_up(cursor),
+        }
         subscription
     }
 
     /// The next delivery, waiting for a publish if needed. `None` once the hub is gone.
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
+            if let Some(id) = self.ahead {
+                // Cancel-safe: dropped while waiting, the next call waits again.
+                self.view.reach(id, self.view.ahead_grace()).await;
+                self.ahead = None;
+                self.catch_up(Cursor::After(id));
+                continue;
+            }
             if self.reset {
                 self.reset = false;
                 return Some(Delivery::Reset {

@@ -199,6 +199,48 @@ async fn a_subscription_with_a_cursor_ahead_of_the_hub_is_reset() {
     assert_eq!(next_id(&mut sub).await, 1);
 }
 
+/// A view fed as the Redis follower feeds it: entries with ids the log gave them.
+fn following(grace: std::time::Duration, ids: std::ops::RangeInclusive<u64>) -> Arc<View> {
+    let view = Arc::new(View::new(100, grace));
+    apply(&view, ids);
+    view
+}
+
+fn apply(view: &View, ids: std::ops::RangeInclusive<u64>) {
+    for id in ids {
+        view.apply(Arc::new(Entry::new(Message {
+            id,
+            author: "bob".into(),
+            text: format!("m{id}"),
+            sent_at: chrono::Utc::now(),
+            via: Via::Http,
+        })));
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_ahead_of_a_lagging_follower_waits_for_it_instead_of_resetting() {
+    let view = following(std::time::Duration::from_secs(10), 1..=3);
+    // A client that saw id 5 on another instance, whose follower had read further.
+    let mut sub = view.subscribe(Cursor::After(5));
+    let (next, ()) = tokio::join!(next_id(&mut sub), async {
+        tokio::task::yield_now().await;
+        apply(&view, 4..=6);
+    });
+    assert_eq!(next, 6, "no reset, and nothing before the cursor");
+}
+
+#[tokio::test]
+async fn a_cursor_still_ahead_after_the_grace_is_reset() {
+    let view = following(std::time::Duration::from_millis(20), 1..=3);
+    let mut sub = view.subscribe(Cursor::After(50));
+    assert!(matches!(
+        sub.next().await,
+        Some(Delivery::Reset { last_id: 0 })
+    ));
+    assert_eq!(next_id(&mut sub).await, 1);
+}
+
 #[tokio::test]
 async fn next_publish_wakes_a_waiter_registered_before_the_check() {
     let hub = hub(10);

@@ -30,20 +30,29 @@ pub struct View {
     published: Notify,
     /// Publishes the store refused, and reads of a shared log that failed.
     store_errors: AtomicU64,
+    /// How long a cursor ahead of this view may be lag rather than a restart; zero
+    /// unless the view follows a shared log (see `subscription.rs`).
+    ahead_grace: Duration,
     /// Times a subscriber fell so far behind that the live channel dropped messages
     /// for it (it then re-read them from history).
     lags: AtomicU64,
 }
 
 impl View {
-    pub fn new(capacity: usize) -> Self {
-        Self::with_live_capacity(capacity, LIVE_CAPACITY)
+    /// A view of the newest `capacity` messages; see [`View::ahead_grace`].
+    pub fn new(capacity: usize, ahead_grace: Duration) -> Self {
+        Self::with_live_capacity(capacity, LIVE_CAPACITY, ahead_grace)
     }
 
     /// A view whose live channel buffers `live_capacity` messages per subscriber.
-    pub(super) fn with_live_capacity(capacity: usize, live_capacity: usize) -> Self {
+    pub(super) fn with_live_capacity(
+        capacity: usize,
+        live_capacity: usize,
+        ahead_grace: Duration,
+    ) -> Self {
         Self {
             history: Mutex::new(History::new(capacity)),
+            ahead_grace,
             live: broadcast::channel(live_capacity).0,
             published: Notify::new(),
             store_errors: AtomicU64::new(0),
@@ -148,6 +157,12 @@ impl View {
 
     pub fn bounds(&self) -> Bounds {
         self.history().bounds()
+    }
+
+    /// How long a subscriber whose cursor is ahead of this view waits for the view to
+    /// reach it before it is told to reset.
+    pub fn ahead_grace(&self) -> Duration {
+        self.ahead_grace
     }
 
     pub fn count_store_error(&self) {
