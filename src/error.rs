@@ -45,8 +45,11 @@ pub enum ApiError {
     #[error("method {0} is not allowed on this endpoint; see docs/api.md for the API")]
     MethodNotAllowed(String),
     /// The store could not keep the message (Redis unreachable, disk failing): nothing
-    /// was stored, and the client should send it again.
-    #[error("the message was not stored ({0}); send it again in a moment")]
+    /// was stored, and the client should send it again. The store's own words, which
+    /// name internal addresses, go to the log, not to the client.
+    #[error(
+        "the message was not stored: the message store is unavailable; send it again in a moment"
+    )]
     StoreUnavailable(#[from] StoreError),
 }
 

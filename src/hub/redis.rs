@@ -117,7 +117,7 @@ impl RedisStore {
     /// Connects (failing with the address if Redis cannot be reached), loads the
     /// newest `keep` messages into `view` and starts following the stream.
     pub async fn open(url: &str, view: Arc<View>, keep: usize) -> Result<Self, StoreError> {
-        let name: Arc<str> = format!("Redis at {url}").into();
+        let name: Arc<str> = format!("Redis at {}", without_password(url)).into();
         let unreachable = |e| StoreError::new(&name, format_args!("cannot connect ({e})"));
         let client = Client::open(url).map_err(unreachable)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -260,6 +260,17 @@ async fn follow(client: Client, view: Arc<View>, name: Arc<str>) {
     }
 }
 
+/// The URL as it may be logged: `redis://user:secret@host` becomes `redis://host`.
+fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// The message id of a stream entry, which the script wrote as `<id>-0`.
 fn stream_id(stream_entry: &StreamId) -> Option<u64> {
     stream_entry.id.split_once('-')?.0.parse().ok()
@@ -288,4 +299,21 @@ fn parse(stream_entry: &StreamId) -> Result<Arc<Entry>, String> {
         sent_at,
         via,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            without_password("redis://:s3cret@db:6379/0"),
+            "redis://db:6379/0"
+        );
+        assert_eq!(
+            without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
 }
