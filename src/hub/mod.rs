@@ -2,11 +2,11 @@
 //!
 //! It has two halves:
 //!
-//! - the [`View`]: this instance's bounded history in memory, the live channel that
+//! - the view (`view.rs`): this instance's bounded history in memory, the live channel that
 //!   feeds push transports (SSE, WebSocket) with one shared `Arc<Entry>` per message,
 //!   and the `Notify` that wakes held long polls. Every read ([`Hub::page`],
 //!   [`Hub::subscribe`]) is served from here, synchronously, without I/O;
-//! - the [`Store`]: the chat's log, which assigns ids and feeds the view in id order.
+//! - the store (`store.rs`): the chat's log, which assigns ids and feeds the view in id order.
 //!   In memory by default; SQLite makes it durable; Redis shares it between several
 //!   instances, each following the shared log into its own view.
 //!
@@ -31,7 +31,7 @@ use tokio::sync::futures::Notified;
 pub use history::Bounds;
 pub use store::{StoreError, StoreSpec};
 pub use subscription::{Delivery, Subscription};
-pub use view::View;
+use view::View;
 
 use crate::message::{Draft, Message};
 use store::Store;

@@ -7,7 +7,7 @@
 //! | `redis://HOST:PORT` | a capped Redis stream, ids from one counter | yes (with AOF)     | many      |
 //!
 //! A store does one thing for the hub: make a draft the next message of the chat and
-//! see that it reaches this instance's [`View`]. Reads never come here: every
+//! see that it reaches this instance's view. Reads never come here: every
 //! transport reads the view, which each store keeps filled in id order (see
 //! `view.rs`). So a store's only failure a client can see is a publish that could not
 //! be stored, which the API answers with 503 and `Retry-After`, never a silent drop.
