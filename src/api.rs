@@ -37,6 +37,11 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
             "lags": app.hub.lags(),
             "store_errors": app.hub.store_errors(),
         },
+        "limits": {
+            "rate_limited": app.publish_rate.refused(),
+            "refused_connections": app.caps.refused(),
+            "refused_origins": app.origins.refused(),
+        },
     }))
 }
 

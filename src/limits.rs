@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ const REMEMBERED_IPS: usize = 10_000;
 /// A token bucket per client IP for publishing (HTTP POST and WebSocket `send`).
 pub struct PublishRate {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Publishes refused so far.
+    refused: AtomicU64,
 }
 
 impl PublishRate {
@@ -30,7 +33,15 @@ impl PublishRate {
             let burst = NonZeroU32::new(config.publish_burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        Self { limiter }
+        Self {
+            limiter,
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Publishes refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
     }
 
     /// Takes one token for `ip`, or says how long until one is free.
@@ -41,11 +52,12 @@ impl PublishRate {
         if limiter.len() > REMEMBERED_IPS {
             limiter.retain_recent();
         }
-        limiter
-            .check_key(&ip)
-            .map_err(|not_until| ApiError::RateLimited {
+        limiter.check_key(&ip).map_err(|not_until| {
+            self.refused.fetch_add(1, Relaxed);
+            ApiError::RateLimited {
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            })
+            }
+        })
     }
 }
 
@@ -55,6 +67,8 @@ pub struct ConnectionCaps {
     max_total: usize,
     max_per_ip: usize,
     held: Mutex<Held>,
+    /// Connections refused so far.
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
@@ -72,22 +86,29 @@ impl ConnectionCaps {
             max_total: config.max_connections,
             max_per_ip: config.max_connections_per_ip,
             held: Mutex::default(),
+            refused: AtomicU64::new(0),
         }
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
     }
 
     /// Counts one more held connection for `ip`, if there is room.
     pub fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
         let mut held = self.lock();
         let of_ip = held.per_ip.get(&ip).copied().unwrap_or(0);
-        if self.max_total != 0 && held.total >= self.max_total {
-            return Err(ApiError::Busy(
-                "the server holds as many connections as it may",
-            ));
-        }
-        if self.max_per_ip != 0 && of_ip >= self.max_per_ip {
-            return Err(ApiError::Busy(
-                "this address holds as many connections as it may",
-            ));
+        let full = if self.max_total != 0 && held.total >= self.max_total {
+            Some("the server holds as many connections as it may")
+        } else if self.max_per_ip != 0 && of_ip >= self.max_per_ip {
+            Some("this address holds as many connections as it may")
+        } else {
+            None
+        };
+        if let Some(reason) = full {
+            self.refused.fetch_add(1, Relaxed);
+            return Err(ApiError::Busy(reason));
         }
         held.total += 1;
         held.per_ip.insert(ip, of_ip + 1);

@@ -166,6 +166,21 @@ impl Collector for Scrape {
                 "Times a push subscriber fell behind and re-read history.",
                 hub.lags(),
             ),
+            (
+                "pushlab_rate_limited",
+                "Publishes refused by --publish-rate (HTTP 429, WebSocket error frame).",
+                self.0.publish_rate.refused(),
+            ),
+            (
+                "pushlab_refused_connections",
+                "Held connections refused by the connection caps (HTTP 503).",
+                self.0.caps.refused(),
+            ),
+            (
+                "pushlab_refused_origins",
+                "WebSocket handshakes refused for a foreign Origin (HTTP 403).",
+                self.0.origins.refused(),
+            ),
         ];
         for (name, help, value) in counters {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

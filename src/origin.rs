@@ -8,6 +8,8 @@
 //! browsers send no `Origin` and are let in. The same list drives CORS for the HTTP
 //! API, which is off when the list is empty.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -15,6 +17,8 @@ use crate::error::ApiError;
 
 pub struct OriginPolicy {
     allowed: Vec<HeaderValue>,
+    /// Handshakes refused so far.
+    refused: AtomicU64,
 }
 
 impl OriginPolicy {
@@ -24,7 +28,13 @@ impl OriginPolicy {
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
                 .collect(),
+            refused: AtomicU64::new(0),
         }
+    }
+
+    /// Handshakes refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
     }
 
     /// Lets a WebSocket handshake through if its `Origin` is absent, this server's own,
@@ -42,6 +52,7 @@ impl OriginPolicy {
         if same_origin || self.allowed.contains(origin) {
             Ok(())
         } else {
+            self.refused.fetch_add(1, Relaxed);
             Err(ApiError::ForeignOrigin(
                 origin.to_str().unwrap_or("(not text)").to_owned(),
             ))

@@ -115,6 +115,18 @@ async fn publishing_too_fast_gets_429_with_retry_after_over_http_and_websocket()
 
     let (_, page) = server.get_json("/api/messages?since=0").await;
     assert_eq!(page["last_id"], 3, "refused messages are not stored");
+    assert_eq!(server.stats().await["limits"]["rate_limited"], 2);
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("pushlab_rate_limited_total 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -139,6 +151,7 @@ async fn held_connections_past_the_per_ip_cap_get_503_and_room_frees_up() {
     }
     // Short polls hold nothing, so they are not capped.
     assert_eq!(server.get_json("/api/messages").await.0, 200);
+    assert_eq!(server.stats().await["limits"]["refused_connections"], 3);
 
     drop(first);
     eventually("the closed stream to free its place", || async {
