@@ -53,6 +53,9 @@ use crate::server::ClientAddr;
 use crate::stats::{Counters, Transport};
 use crate::{AppState, MAX_BODY_BYTES};
 
+/// Each socket's read buffer (see `upgrade`).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// What a client may send.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -87,6 +90,9 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)
+        // The library reserves a 128 KiB read buffer per socket by default; clients
+        // send small frames, so 4 KiB keeps an idle connection cheap.
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             connection(socket, app, attendance, cursor, client.ip(), tracked)
         }))
