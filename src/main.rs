@@ -1,14 +1,42 @@
-//! The `pushlab` binary: flags → logging → [`pushlab::serve`] until Ctrl-C or SIGTERM.
+//! The `pushlab` binary: flags → logging → [`pushlab::serve`] until Ctrl-C or SIGTERM;
+//! or, as `pushlab bench`, the load generator of [`pushlab::bench`].
+
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pushlab::config::Config;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+/// `pushlab [flags]` serves; `pushlab bench [options]` measures.
+#[derive(Parser)]
+#[command(name = "pushlab", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure the four transports with real clients on this machine (docs/comparison.md).
+    Bench(pushlab::bench::BenchArgs),
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command {
+        let clean = pushlab::bench::run(args).await?;
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let config = cli.serve;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).context("invalid --log filter")?)
         .init();
@@ -17,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     println!("pushlab listening on http://{}", listener.local_addr()?);
     pushlab::serve(listener, config, shutdown_signal()).await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,0 +1,275 @@
+//! What a bench run found, as one [`Results`] value: printed as markdown tables for
+//! people, serialized as JSON for machines and for `--out DIR`.
+//!
+//! Every figure in the tables is computed here from the raw counts in the rows, so
+//! the JSON keeps the counts and anyone can recompute or regroup them.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::limits::FileLimit;
+use super::measure::Row;
+use super::transport_name;
+use super::workload::{Capacity, Throughput};
+
+/// Everything one run measured, and where.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub machine: Machine,
+    /// The command line, to reproduce the run.
+    pub command: String,
+    /// How the server was run.
+    pub server: String,
+    pub poll_interval_ms: u64,
+    pub fanout: Vec<Row>,
+    pub idle: Vec<Row>,
+    pub capacity: Vec<Capacity>,
+    pub throughput: Vec<Throughput>,
+    /// Limits met on the way, such as the open-files cap.
+    pub notes: Vec<String>,
+    /// Ctrl-C ended the run early: the results are partial.
+    pub interrupted: bool,
+}
+
+/// The machine the run was on.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub memory_bytes: Option<u64>,
+    pub kernel: Option<String>,
+    pub file_limit: FileLimit,
+    /// `release` or `debug`: a debug build is many times slower.
+    pub build: &'static str,
+}
+
+impl Machine {
+    pub fn here(file_limit: FileLimit) -> Self {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+        let memory_bytes = meminfo.as_deref().and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+        });
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|k| k.trim().to_owned()),
+            file_limit,
+            build: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        }
+    }
+}
+
+impl Results {
+    /// Every fan-out row delivered everything exactly once.
+    pub fn fanout_is_clean(&self) -> bool {
+        self.fanout.iter().all(|r| r.is_clean() || r.interrupted)
+    }
+
+    /// The tables, with the machine and the command above them.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "# pushlab bench\n");
+        let _ = writeln!(
+            out,
+            "- machine: {} CPUs, {} memory, Linux {}, {} build, open-files limit {}",
+            m.cpus,
+            m.memory_bytes.map_or("?".into(), bytes),
+            m.kernel.as_deref().unwrap_or("?"),
+            m.build,
+            m.file_limit.open_files
+        );
+        let _ = writeln!(out, "- command: `{}`", self.command);
+        let _ = writeln!(out, "- server: {}", self.server);
+        let _ = writeln!(out, "- short-poll interval: {} ms", self.poll_interval_ms);
+        if self.interrupted {
+            let _ = writeln!(out, "- **interrupted**: partial results");
+        }
+        if !self.fanout.is_empty() {
+            let _ = writeln!(out, "\n## Fan-out\n");
+            fanout_table(&mut out, &self.fanout);
+        }
+        if !self.idle.is_empty() {
+            let _ = writeln!(out, "\n## Idle cost\n");
+            idle_table(&mut out, &self.idle);
+        }
+        if !self.capacity.is_empty() {
+            let _ = writeln!(out, "\n## Capacity\n");
+            capacity_table(&mut out, &self.capacity);
+        }
+        if !self.throughput.is_empty() {
+            let _ = writeln!(out, "\n## Throughput\n");
+            throughput_table(&mut out, &self.throughput);
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(out, "\n## Notes\n");
+            for note in &self.notes {
+                let _ = writeln!(out, "- {note}");
+            }
+        }
+        out
+    }
+}
+
+fn fanout_table(out: &mut String, rows: &[Row]) {
+    let _ = writeln!(
+        out,
+        "| transport | N | msg/s | delivered / expected | lost | dup | p50 ms | p90 ms | p99 ms | max ms \
+         | requests / msg | bytes / msg | TCP conns | setup bytes / client | server CPU ms / 1000 msgs \
+         | server RSS / client |"
+    );
+    let _ = writeln!(out, "|{}", "---|".repeat(16));
+    for r in rows {
+        let (requests, bytes_per) = r.per_delivered().unwrap_or((f64::NAN, f64::NAN));
+        let l = r.latency.as_ref();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} / {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            transport_name(r.transport),
+            r.subscribers,
+            fixed(r.achieved_rate, 1),
+            r.delivered,
+            r.expected,
+            if r.is_clean() { "" } else { " **FAIL**" },
+            r.lost,
+            r.duplicated,
+            opt(l.map(|l| l.p50), 2),
+            opt(l.map(|l| l.p90), 2),
+            opt(l.map(|l| l.p99), 2),
+            opt(l.map(|l| l.max), 2),
+            fixed(requests, 2),
+            fixed(bytes_per, 0),
+            r.setup.connections + r.window.connections,
+            fixed(r.setup.bytes as f64 / r.connected.max(1) as f64, 0),
+            opt(
+                r.server.as_ref().and_then(|s| s.cpu_ms_per_1000_deliveries),
+                1
+            ),
+            r.server
+                .as_ref()
+                .map_or("–".into(), |s| bytes(s.rss_per_client as u64)),
+        );
+    }
+}
+
+fn idle_table(out: &mut String, rows: &[Row]) {
+    let _ = writeln!(
+        out,
+        "| transport | N | seconds | requests / client / min | bytes / client / min \
+         | server CPU ms / client / min | server RSS / client |"
+    );
+    let _ = writeln!(out, "|{}", "---|".repeat(7));
+    for r in rows {
+        let cpu = r
+            .server
+            .as_ref()
+            .map(|s| r.per_client_minute(s.cpu_window_ms));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            transport_name(r.transport),
+            r.connected,
+            fixed(r.window_secs, 0),
+            fixed(r.per_client_minute(r.window.requests as f64), 2),
+            fixed(r.per_client_minute(r.window.bytes as f64), 0),
+            opt(cpu, 3),
+            r.server
+                .as_ref()
+                .map_or("–".into(), |s| bytes(s.rss_per_client as u64)),
+        );
+    }
+}
+
+fn capacity_table(out: &mut String, results: &[Capacity]) {
+    let _ = writeln!(
+        out,
+        "| transport | largest N passing | p99 there, ms | budget, ms | limited by |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for c in results {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            transport_name(c.transport),
+            c.largest.map_or("none".into(), |n| n.to_string()),
+            opt(c.p99_ms, 2),
+            fixed(c.budget_ms, 0),
+            c.limited_by
+        );
+    }
+}
+
+fn throughput_table(out: &mut String, results: &[Throughput]) {
+    let _ = writeln!(
+        out,
+        "| transport | subscribers | highest msg/s without loss | p99 there, ms | rates tried | stopped by |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for t in results {
+        let tried: Vec<String> = t.steps.iter().map(|s| fixed(s.rate, 0)).collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            transport_name(t.transport),
+            t.subscribers,
+            opt(t.best_rate, 0),
+            opt(t.p99_ms, 2),
+            tried.join(", "),
+            t.stopped_by
+        );
+    }
+}
+
+fn fixed(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        "–".into()
+    }
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("–".into(), |v| fixed(v, decimals))
+}
+
+/// Bytes in B, KiB, MiB or GiB.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_as_people_write_them() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(24 * 1024 * 1024 * 1024), "24.0 GiB");
+    }
+
+    #[test]
+    fn missing_figures_are_dashes() {
+        assert_eq!(fixed(f64::NAN, 2), "–");
+        assert_eq!(opt(None, 1), "–");
+        assert_eq!(opt(Some(1.234), 1), "1.2");
+    }
+}

@@ -1,0 +1,308 @@
+//! The four workloads, each a series of [rows](super::measure) per transport:
+//!
+//! 1. **fan-out** — one publisher at a fixed rate to N subscribers, for each N;
+//! 2. **idle** — N subscribers and no message for T seconds: what merely staying
+//!    connected costs;
+//! 3. **capacity** — the largest N whose p99 stays within budget with nothing lost at
+//!    the fan-out rate, searched by doubling and then halving the gap, starting from
+//!    what the fan-out rows already showed;
+//! 4. **throughput** — rising publish rates to a fixed number of subscribers until
+//!    something is lost (or the publisher cannot keep up).
+//!
+//! Every search is bounded in steps, and each row is bounded in time by
+//! [`Bench::row`]; Ctrl-C ends the current row and the workloads return what they have.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::measure::{Bench, Row, Spec};
+use crate::stats::Transport;
+
+/// Publisher connections for the throughput workload: enough to reach thousands of
+/// messages per second on loopback, few enough not to matter next to the subscribers.
+pub const THROUGHPUT_PUBLISHERS: usize = 4;
+
+/// The result of the capacity search for one transport.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capacity {
+    pub transport: Transport,
+    /// The p99 a row had to stay within (for short polling: plus one interval).
+    pub budget_ms: f64,
+    /// The largest N that passed.
+    pub largest: Option<usize>,
+    /// The p99 at that N.
+    pub p99_ms: Option<f64>,
+    /// The smallest N that failed, if one was tried.
+    pub failed_at: Option<usize>,
+    /// What stopped the search, in words.
+    pub limited_by: String,
+    /// The rows the search ran itself (fan-out rows it started from are not repeated).
+    pub probes: Vec<Row>,
+}
+
+/// The result of the throughput search for one transport.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub transport: Transport,
+    pub subscribers: usize,
+    /// The highest rate delivered to every subscriber without loss.
+    pub best_rate: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub stopped_by: String,
+    pub steps: Vec<Row>,
+}
+
+/// Fan-out rows for every size and transport, smallest sizes first so that an early
+/// stop still compares all transports.
+pub async fn fanout(
+    bench: &Bench,
+    transports: &[Transport],
+    sizes: &[usize],
+    messages: usize,
+    rate: f64,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    for &subscribers in sizes {
+        for &transport in transports {
+            if bench.stop.is_cancelled() {
+                return Ok(());
+            }
+            let spec = Spec {
+                transport,
+                subscribers,
+                messages,
+                rate,
+                publishers: 1,
+                idle: Duration::ZERO,
+            };
+            rows.push(bench.row(&spec).await?);
+        }
+    }
+    Ok(())
+}
+
+/// Idle rows: `subscribers` connected for `idle`, nothing published.
+pub async fn idle(
+    bench: &Bench,
+    transports: &[Transport],
+    subscribers: usize,
+    idle: Duration,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    for &transport in transports {
+        if bench.stop.is_cancelled() {
+            break;
+        }
+        let spec = Spec {
+            transport,
+            subscribers,
+            messages: 0,
+            rate: 0.0,
+            publishers: 1,
+            idle,
+        };
+        rows.push(bench.row(&spec).await?);
+    }
+    Ok(())
+}
+
+/// How a capacity search is run.
+pub struct CapacitySearch {
+    pub messages: usize,
+    pub rate: f64,
+    pub budget_ms: f64,
+    /// Rows the search may add beyond the fan-out rows.
+    pub probes: usize,
+}
+
+/// Searches the largest N with p99 within budget and nothing lost, for `transport`,
+/// starting from the fan-out rows already measured at the same rate.
+pub async fn capacity(
+    bench: &Bench,
+    transport: Transport,
+    search: &CapacitySearch,
+    fanout: &[Row],
+) -> anyhow::Result<Capacity> {
+    let budget_ms = search.budget_ms
+        + match transport {
+            // A short poller sees a message up to one interval late by design; the
+            // budget is for what the server adds on top.
+            Transport::ShortPoll => bench.poll_interval.as_secs_f64() * 1000.0,
+            _ => 0.0,
+        };
+    let passes =
+        |row: &Row| row.is_clean() && row.latency.as_ref().is_some_and(|l| l.p99 <= budget_ms);
+    let known = fanout
+        .iter()
+        .filter(|r| r.transport == transport && r.rate == search.rate && !r.interrupted);
+    let mut best: Option<&Row> = None;
+    let mut failed: Option<&Row> = None;
+    for row in known {
+        if passes(row) {
+            best = best
+                .filter(|b| b.subscribers >= row.subscribers)
+                .or(Some(row));
+        }
+    }
+    for row in fanout
+        .iter()
+        .filter(|r| r.transport == transport && !passes(r))
+    {
+        let above_best = row.subscribers > best.map_or(0, |b| b.subscribers);
+        if above_best && failed.is_none_or(|f| row.subscribers < f.subscribers) {
+            failed = Some(row);
+        }
+    }
+    let mut largest = best.map(|r| (r.subscribers, r.latency.as_ref().map(|l| l.p99)));
+    let mut failed_at = failed.map(|r| (r.subscribers, why_failed(r, budget_ms)));
+    let mut probes = Vec::new();
+    let max = bench.limit.max_clients;
+    for _ in 0..search.probes {
+        let low = largest.map_or(0, |(n, _)| n);
+        let next = match &failed_at {
+            None if low >= max => break,
+            None => (low * 2).max(1000).min(max),
+            // Stop once the gap is within 10 %: more precision is noise on one machine.
+            Some((high, _)) if high - low <= (low / 10).max(1) => break,
+            Some((high, _)) => (low + high) / 2,
+        };
+        if bench.stop.is_cancelled() {
+            break;
+        }
+        let row = bench
+            .row(&Spec {
+                transport,
+                subscribers: next,
+                messages: search.messages,
+                rate: search.rate,
+                publishers: 1,
+                idle: Duration::ZERO,
+            })
+            .await?;
+        if row.interrupted {
+            break;
+        }
+        if passes(&row) {
+            largest = Some((next, row.latency.as_ref().map(|l| l.p99)));
+        } else {
+            failed_at = Some((next, why_failed(&row, budget_ms)));
+        }
+        probes.push(row);
+    }
+    let limited_by = match (&failed_at, largest) {
+        (Some((n, why)), _) => format!("at N={n}: {why}"),
+        (None, Some((n, _))) if n >= max => format!(
+            "the open-files limit ({} descriptors per process) before any failure",
+            bench.limit.open_files
+        ),
+        _ => "the search ran out of probes before a failure".into(),
+    };
+    Ok(Capacity {
+        transport,
+        budget_ms,
+        largest: largest.map(|(n, _)| n),
+        p99_ms: largest.and_then(|(_, p99)| p99),
+        failed_at: failed_at.map(|(n, _)| n),
+        limited_by,
+        probes,
+    })
+}
+
+/// In words, why a row did not pass.
+fn why_failed(row: &Row, budget_ms: f64) -> String {
+    let mut reasons = Vec::new();
+    if row.lost > 0 || row.duplicated > 0 || row.resets > 0 {
+        reasons.push(format!(
+            "{} lost, {} duplicated, {} resets",
+            row.lost, row.duplicated, row.resets
+        ));
+    }
+    if row.connected < row.subscribers {
+        reasons.push(format!(
+            "{} of {} connected",
+            row.connected, row.subscribers
+        ));
+    }
+    if row.client_errors > 0 || row.publish_errors > 0 {
+        reasons.push(format!(
+            "{} client and {} publish errors ({})",
+            row.client_errors,
+            row.publish_errors,
+            row.first_error.as_deref().unwrap_or("")
+        ));
+    }
+    match &row.latency {
+        Some(l) if l.p99 > budget_ms => {
+            reasons.push(format!("p99 {:.1} ms > {budget_ms:.0} ms", l.p99));
+        }
+        None => reasons.push("nothing delivered".into()),
+        _ => {}
+    }
+    reasons.join("; ")
+}
+
+/// How a throughput search is run.
+pub struct ThroughputSearch {
+    pub subscribers: usize,
+    /// Rates to try, in messages per second, ascending.
+    pub rates: Vec<f64>,
+    /// How long each rate is held.
+    pub seconds: f64,
+}
+
+/// Tries each rate in turn until one loses a message or the publisher cannot reach it.
+pub async fn throughput(
+    bench: &Bench,
+    transport: Transport,
+    search: &ThroughputSearch,
+) -> anyhow::Result<Throughput> {
+    let mut result = Throughput {
+        transport,
+        subscribers: search.subscribers,
+        best_rate: None,
+        p99_ms: None,
+        stopped_by: "every rate passed: try higher ones".into(),
+        steps: Vec::new(),
+    };
+    for &rate in &search.rates {
+        if bench.stop.is_cancelled() {
+            result.stopped_by = "interrupted".into();
+            break;
+        }
+        let row = bench
+            .row(&Spec {
+                transport,
+                subscribers: search.subscribers,
+                messages: ((rate * search.seconds).ceil() as usize).max(1),
+                rate,
+                publishers: THROUGHPUT_PUBLISHERS,
+                idle: Duration::ZERO,
+            })
+            .await?;
+        let (clean, achieved) = (row.is_clean(), row.achieved_rate);
+        let p99 = row.latency.as_ref().map(|l| l.p99);
+        let interrupted = row.interrupted;
+        result.subscribers = row.subscribers;
+        result.steps.push(row);
+        if interrupted {
+            result.stopped_by = "interrupted".into();
+            break;
+        }
+        if !clean {
+            let row = result.steps.last().expect("just pushed");
+            result.stopped_by = format!("at {rate} msg/s: {}", why_failed(row, f64::INFINITY));
+            break;
+        }
+        if achieved < 0.9 * rate {
+            result.stopped_by = format!(
+                "at {rate} msg/s the publisher reached only {achieved:.0} msg/s \
+                 (nothing lost): the limit is the publisher or the server's POST path"
+            );
+            break;
+        }
+        result.best_rate = Some(rate);
+        result.p99_ms = p99;
+    }
+    Ok(result)
+}
