@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{self, Countdown, Run, publisher};
-use super::server::{ProcessSample, Server, Target};
+use super::server::{Process, ProcessSample, Server, Target};
 use super::tally::Tally;
 use super::transport_name;
 use super::wire::{Wire, WireSnapshot};
@@ -123,6 +123,9 @@ pub struct Row {
     /// The window: publishing and delivery, or the idle time.
     pub window: Traffic,
     pub server: Option<ServerCost>,
+    /// CPU time the bench itself (clients and publisher) spent in the window: when it
+    /// nears the window's length times the cores, the clients are the bottleneck.
+    pub bench_cpu_ms: Option<f64>,
     /// The row was cut short by Ctrl-C.
     pub interrupted: bool,
 }
@@ -215,6 +218,10 @@ impl Bench {
         let requests_before = run.requests.load(Relaxed);
         let wire_before = run.wire.snapshot();
         let connected_sample = server.sample();
+        let bench_process = Process {
+            pid: std::process::id(),
+        };
+        let bench_before = bench_process.sample().ok();
         let window_started = Instant::now();
         let published = if spec.messages > 0 {
             bar.set_message(format!("{}: publishing", label(spec)));
@@ -235,6 +242,9 @@ impl Bench {
         };
         let window_secs = window_started.elapsed().as_secs_f64();
         let end_sample = server.sample();
+        let bench_cpu_ms = bench_before
+            .zip(bench_process.sample().ok())
+            .map(|(before, after)| (after.cpu - before.cpu).as_secs_f64() * 1000.0);
         let window = traffic(
             run.wire.snapshot().since(wire_before),
             run.requests.load(Relaxed) - requests_before,
@@ -275,6 +285,7 @@ impl Bench {
                 tally.delivered,
             ),
             latency: latency(tally),
+            bench_cpu_ms,
             interrupted,
         })
     }

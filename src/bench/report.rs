@@ -123,9 +123,9 @@ fn fanout_table(out: &mut String, rows: &[Row]) {
         out,
         "| transport | N | msg/s | delivered / expected | lost | dup | p50 ms | p90 ms | p99 ms | max ms \
          | requests / msg | bytes / msg | TCP conns | setup bytes / client | server CPU ms / 1000 msgs \
-         | server RSS / client |"
+         | bench CPU ms / 1000 msgs | server RSS / client |"
     );
-    let _ = writeln!(out, "|{}", "---|".repeat(16));
+    let _ = writeln!(out, "|{}", "---|".repeat(17));
     for r in rows {
         let (requests, bytes_per) = r.per_delivered().unwrap_or((f64::NAN, f64::NAN));
         let l = r.latency.as_ref();
