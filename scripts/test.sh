@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the tests drive for real: Chromium for the browser tests.
+# Debian packages the tests drive for real: Chromium for the browser tests, Redis and
+# nginx for the several-instance tests (tests/scale_*.rs).
 need=()
 command -v chromium >/dev/null || need+=(chromium)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v nginx >/dev/null || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   apt-get update -qq

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -12,13 +12,17 @@ use crate::error::ApiError;
 use crate::extract::Json;
 use crate::hub::Bounds;
 use crate::message::{Message, NewMessage, Via};
+use crate::server::ClientAddr;
 
 /// `POST /api/messages` `{"author","text"}`: 201 with the stored message.
 pub async fn publish(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ClientAddr,
     Json(new): Json<NewMessage>,
 ) -> Result<(StatusCode, axum::Json<Message>), ApiError> {
-    let entry = app.hub.publish(new.validate(Via::Http)?);
+    let draft = new.validate(Via::Http)?;
+    app.publish_rate.check(client.ip())?;
+    let entry = app.hub.publish(draft).await?;
     Ok((StatusCode::CREATED, axum::Json(entry.message.clone())))
 }
 
@@ -27,7 +31,17 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
     let Bounds { oldest, newest } = app.hub.bounds();
     axum::Json(json!({
         "transports": app.stats,
-        "hub": { "last_id": newest, "retained": newest + 1 - oldest },
+        "hub": {
+            "last_id": newest,
+            "retained": newest + 1 - oldest,
+            "lags": app.hub.lags(),
+            "store_errors": app.hub.store_errors(),
+        },
+        "limits": {
+            "rate_limited": app.publish_rate.refused(),
+            "refused_connections": app.caps.refused(),
+            "refused_origins": app.origins.refused(),
+        },
     }))
 }
 

@@ -2,8 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+use crate::hub::StoreSpec;
 
 /// How to run the server. `pushlab --help` prints this.
 #[derive(Debug, Clone, Parser)]
@@ -25,13 +28,99 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub history: u64,
 
+    /// Where the chat's log lives: `memory` (nothing on disk), `sqlite:PATH` (history
+    /// and ids survive restarts) or `redis://HOST:PORT` (several instances share one
+    /// chat). See docs/scaling.md.
+    #[arg(long, env = "PUSHLAB_STORE", default_value = "memory")]
+    pub store: StoreSpec,
+
     /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
     /// "pushlab=debug,tower_http=debug".
     #[arg(long, env = "PUSHLAB_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log lines as human-readable text, or as one JSON object per line for machines.
+    #[arg(long, env = "PUSHLAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Serve the page from this folder instead of the copy built into the binary
     /// (to edit web/ without rebuilding).
     #[arg(long, env = "PUSHLAB_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+
+    /// Extra origins allowed to open the WebSocket and, through CORS, to call the HTTP
+    /// API from their pages (e.g. https://example.org). Repeatable. Same-origin pages
+    /// and non-browser clients (no Origin header) are always allowed.
+    #[arg(
+        long = "allow-origin",
+        env = "PUSHLAB_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// Messages each client IP may publish per second (HTTP and WebSocket together),
+    /// refilled continuously; 0 turns the limit off.
+    #[arg(long, env = "PUSHLAB_PUBLISH_RATE", default_value_t = 20)]
+    pub publish_rate: u32,
+
+    /// How many messages a client IP may publish in a burst before the rate applies.
+    #[arg(long, env = "PUSHLAB_PUBLISH_BURST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub publish_burst: u32,
+
+    /// Most connections held open at once (SSE streams, WebSockets and held long
+    /// polls together); past it, 503 with Retry-After. 0 = no cap.
+    #[arg(long, env = "PUSHLAB_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Most connections held open at once by one client IP. 0 = no cap.
+    #[arg(long, env = "PUSHLAB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds between keep-alive comments on a quiet SSE stream (proxies and some
+    /// browsers cut streams that stay silent near 30 s).
+    #[arg(long, env = "PUSHLAB_SSE_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
+    pub sse_keep_alive: Duration,
+
+    /// Seconds between WebSocket pings; a client that has not answered (pong, or any
+    /// frame) by the next ping plus --ws-pong-timeout is dropped.
+    #[arg(long, env = "PUSHLAB_WS_PING", default_value = "25", value_parser = seconds)]
+    pub ws_ping: Duration,
+
+    /// Seconds a WebSocket client has to answer a ping.
+    #[arg(long, env = "PUSHLAB_WS_PONG_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub ws_pong_timeout: Duration,
+
+    /// Seconds a push client may leave a message unread (its socket full) before it is
+    /// closed as too slow (WebSocket close 1013); it can reconnect with its cursor.
+    #[arg(long, env = "PUSHLAB_SLOW_CLIENT_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub slow_client_timeout: Duration,
+
+    /// Seconds a client may take to send a request's headers (against slowloris).
+    #[arg(long, env = "PUSHLAB_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "PUSHLAB_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub body_timeout: Duration,
+
+    /// Seconds to wait at shutdown for connections to finish before exiting anyway.
+    #[arg(long, env = "PUSHLAB_SHUTDOWN_GRACE", default_value = "5", value_parser = seconds)]
+    pub shutdown_grace: Duration,
+}
+
+/// A duration in seconds, fractions allowed ("25", "0.2").
+fn seconds(raw: &str) -> Result<Duration, String> {
+    raw.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{raw:?} is not a positive number of seconds"))
+}
+
+/// The shape of log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

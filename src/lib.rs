@@ -11,55 +11,81 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod limits;
 pub mod message;
+pub mod metrics;
+pub mod origin;
 pub mod presence;
+pub mod server;
 pub mod stats;
 pub mod transport;
 pub mod web;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
-use tokio::net::TcpListener;
+use axum::routing::{any, get};
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
+use tokio_util::task::TaskTracker;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::config::Config;
-use crate::hub::{Hub, MemoryStore};
+use crate::hub::{Hub, StoreError};
+use crate::limits::{ConnectionCaps, PublishRate};
+use crate::origin::OriginPolicy;
 use crate::presence::Presence;
 use crate::stats::Stats;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
-/// Largest request body accepted (a message is at most 2000 characters).
+pub use server::serve;
+
+/// Largest request body accepted, and largest WebSocket message (a message is at most
+/// 2000 characters, so this leaves room for any encoding of it).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What every handler shares.
 pub struct AppState {
+    pub config: Config,
     pub hub: Hub,
     pub stats: Stats,
     pub presence: Presence,
+    pub publish_rate: PublishRate,
+    pub caps: ConnectionCaps,
+    pub origins: OriginPolicy,
     /// Cancelled when the server begins shutting down: held long polls answer, SSE
     /// streams end and WebSockets close with 1001.
     pub shutdown: CancellationToken,
+    /// Upgraded WebSockets, which outlive their HTTP request: shutdown waits for them
+    /// to send their close frame.
+    pub sockets: TaskTracker,
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> Self {
-        Self {
-            hub: Hub::new(MemoryStore::new(config.history as usize)),
+    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
+    pub async fn open(config: Config) -> Result<Self, StoreError> {
+        Ok(Self {
+            hub: Hub::open(&config.store, config.history as usize).await?,
             stats: Stats::default(),
             presence: Presence::default(),
+            publish_rate: PublishRate::new(&config),
+            caps: ConnectionCaps::new(&config),
+            origins: OriginPolicy::new(&config.allow_origins),
             shutdown: CancellationToken::new(),
-        }
+            sockets: TaskTracker::new(),
+            config,
+        })
     }
 }
 
 /// The whole HTTP API and the page.
-pub fn app(state: Arc<AppState>, config: &Config) -> Router {
-    Router::new()
+pub fn app(state: Arc<AppState>) -> Router {
+    let cors = state.origins.cors();
+    let web = web::router(state.config.web_dir.clone());
+    let body_timeout = state.config.body_timeout;
+    let api = Router::new()
         .route("/api/messages", get(short_poll::poll).post(api::publish))
         .route("/api/messages/long-poll", get(long_poll::long_poll))
         .route("/api/events", get(sse::events))
@@ -67,28 +93,22 @@ pub fn app(state: Arc<AppState>, config: &Config) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/presence", get(api::presence))
         .route("/healthz", get(api::healthz))
-        .route("/api/{*rest}", axum::routing::any(web::not_found))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-        .fallback_service(web::router(config.web_dir.clone()))
-        .layer(TraceLayer::new_for_http())
-}
-
-/// Serves until `shutdown` completes, then stops accepting, lets held requests and
-/// streams finish (they are told to, through [`AppState::shutdown`]) and returns.
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let state = Arc::new(AppState::new(&config));
-    let app = app(state.clone(), &config);
-    let token = state.shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await
+        .with_state(state);
+    let api = match cors {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
+    api.fallback_service(web)
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(
+            // One line per request at info level: with `--log-format json`, the
+            // structured request log.
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
 }

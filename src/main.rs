@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pushlab::config::Config;
+use pushlab::config::{Config, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -37,9 +37,12 @@ async fn main() -> anyhow::Result<ExitCode> {
         });
     }
     let config = cli.serve;
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).context("invalid --log filter")?)
-        .init();
+    let filter = EnvFilter::try_new(&config.log).context("invalid --log filter")?;
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;

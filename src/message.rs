@@ -6,7 +6,7 @@
 //! WebSocket frame) applies the same rules.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// Longest author name, in characters, after trimming.
 pub const MAX_AUTHOR_CHARS: usize = 32;
@@ -37,10 +37,26 @@ pub enum Via {
 }
 
 /// What a client sends: unvalidated, straight from JSON.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct NewMessage {
     pub author: String,
     pub text: String,
+}
+
+impl<'de> Deserialize<'de> for NewMessage {
+    /// Only a JSON object will do: serde's derive would also take `["alice", "hi"]`,
+    /// which no careful client means to send.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            author: String,
+            text: String,
+        }
+        let object = serde_json::Map::deserialize(deserializer)?;
+        let Fields { author, text } =
+            Fields::deserialize(serde_json::Value::Object(object)).map_err(de::Error::custom)?;
+        Ok(Self { author, text })
+    }
 }
 
 /// Why a [`NewMessage`] was refused, in words a user can act on.

@@ -1,4 +1,5 @@
-//! Per-transport counters, served at `GET /api/stats`.
+//! Per-transport counters, served at `GET /api/stats` and, from the same atomics, at
+//! `GET /metrics`.
 //!
 //! Plain atomics, bumped by the transports as they work: cheap enough to count every
 //! request and every delivery. `open` is a gauge, kept honest by the transports'
@@ -7,6 +8,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
+
+use crate::metrics::Latency;
 
 /// The four ways pushlab pushes, named as in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -22,6 +25,12 @@ impl Transport {
     /// Push transports hold a connection open; pollers come and go.
     pub fn is_push(self) -> bool {
         matches!(self, Self::Sse | Self::Websocket)
+    }
+
+    /// Push transports and held long polls keep a connection busy while they wait;
+    /// these count against the connection caps.
+    pub fn holds_connection(self) -> bool {
+        self != Self::ShortPoll
     }
 }
 
@@ -40,6 +49,13 @@ pub struct Counters {
     pub bytes_sent: AtomicU64,
     /// Resets sent: cursors that could not be honoured.
     pub resets: AtomicU64,
+    /// Clients closed because they stopped reading (WebSocket close 1013).
+    pub slow_closes: AtomicU64,
+    /// Clients dropped because they stopped answering pings.
+    pub dead_closes: AtomicU64,
+    /// Publish-to-delivery times, served at `/metrics` only.
+    #[serde(skip)]
+    pub latency: Latency,
 }
 
 impl Counters {

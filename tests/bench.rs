@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use pushlab::bench::limits;
 use pushlab::bench::measure::{Bench, Spec};
-use pushlab::bench::server::Target;
+use pushlab::bench::open_files;
+use pushlab::bench::server::{SPAWN_ARGS, Target};
 use pushlab::config::Config;
 use pushlab::stats::Transport;
 use tokio::net::TcpListener;
@@ -23,14 +23,21 @@ const ALL: [Transport; 4] = [
 async fn start_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = Config::parse_from(["pushlab", "--addr", "127.0.0.1:0"]);
+    // As the bench runs its own servers: on loopback, with the limits off.
+    let config = Config::parse_from(std::iter::once("pushlab").chain(SPAWN_ARGS));
     tokio::spawn(pushlab::serve(listener, config, std::future::pending()));
     addr
 }
 
 fn bench_against(addr: SocketAddr, stop: CancellationToken) -> Bench {
     let target = Target::running(&format!("http://{addr}"), None).unwrap();
-    Bench::new(target, limits::raise(), Duration::from_millis(50), 8, stop)
+    Bench::new(
+        target,
+        open_files::raise(),
+        Duration::from_millis(50),
+        8,
+        stop,
+    )
 }
 
 fn spec(transport: Transport) -> Spec {

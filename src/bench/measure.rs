@@ -56,7 +56,7 @@ pub struct Spec {
 /// How the rows of one bench run are made.
 pub struct Bench {
     pub target: Target,
-    pub limit: super::limits::FileLimit,
+    pub limit: super::open_files::FileLimit,
     pub poll_interval: Duration,
     pub connect_concurrency: usize,
     pub stop: CancellationToken,
@@ -161,7 +161,7 @@ impl Row {
 impl Bench {
     pub fn new(
         target: Target,
-        limit: super::limits::FileLimit,
+        limit: super::open_files::FileLimit,
         poll_interval: Duration,
         connect_concurrency: usize,
         stop: CancellationToken,

@@ -7,7 +7,7 @@
 //! technique ([`client`]), publishes numbered messages on a schedule, and counts at
 //! the socket what every delivery cost ([`wire`], [`tally`], [`measure`]). The four
 //! [`workload`]s are series of such measurements; [`report`] and [`charts`] present
-//! them. Everything is bounded — clients by the open-files limit ([`limits`]), every
+//! them. Everything is bounded — clients by the open-files limit ([`open_files`]), every
 //! wait by a deadline — and Ctrl-C ends the run with the results so far.
 //!
 //! The bench only ever talks to loopback addresses: it is a load generator, and one
@@ -15,8 +15,8 @@
 
 pub mod charts;
 pub mod client;
-pub mod limits;
 pub mod measure;
+pub mod open_files;
 pub mod report;
 pub mod server;
 pub mod tally;
@@ -181,7 +181,7 @@ impl BenchArgs {
 /// fan-out row (and, with `--smoke`, every row) delivered everything exactly once.
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let args = if args.smoke { args.smoke() } else { args };
-    let limit = limits::raise();
+    let limit = open_files::raise();
     let target = match &args.url {
         Some(url) => Target::running(url, args.server_pid)?,
         None => Target::spawn_self()?,

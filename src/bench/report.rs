@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::limits::FileLimit;
 use super::measure::Row;
+use super::open_files::FileLimit;
 use super::transport_name;
 use super::workload::{Capacity, Throughput};
 
@@ -131,7 +131,7 @@ fn fanout_table(out: &mut String, rows: &[Row]) {
         let l = r.latency.as_ref();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} / {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} / {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             transport_name(r.transport),
             r.subscribers,
             fixed(r.achieved_rate, 1),
@@ -150,6 +150,12 @@ fn fanout_table(out: &mut String, rows: &[Row]) {
             fixed(r.setup.bytes as f64 / r.connected.max(1) as f64, 0),
             opt(
                 r.server.as_ref().and_then(|s| s.cpu_ms_per_1000_deliveries),
+                1
+            ),
+            opt(
+                r.bench_cpu_ms
+                    .filter(|_| r.delivered > 0)
+                    .map(|ms| ms * 1000.0 / r.delivered as f64),
                 1
             ),
             r.server

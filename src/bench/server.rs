@@ -14,7 +14,8 @@
 //!
 //! `--url` aims the bench at a server that is already running (on this machine: the
 //! bench only ever sends to loopback addresses); `--server-pid` then lets it read that
-//! server's CPU and memory too.
+//! server's CPU and memory too. Such a server should run with the limits off, as
+//! [`SPAWN_ARGS`] does, or its rate limit and per-IP cap will be what is measured.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,8 +63,21 @@ pub struct ProcessSample {
     pub rss_bytes: u64,
 }
 
-/// The arguments a spawned server runs with: loopback, a free port, quiet.
-pub const SPAWN_ARGS: [&str; 4] = ["--addr", "127.0.0.1:0", "--log", "error"];
+/// The arguments a spawned server runs with: loopback, a free port, quiet, and the
+/// protections against abuse off (all the bench's clients share a handful of IPs and
+/// publish far faster than a person): no publish rate limit, no connection caps.
+pub const SPAWN_ARGS: [&str; 10] = [
+    "--addr",
+    "127.0.0.1:0",
+    "--log",
+    "error",
+    "--publish-rate",
+    "0",
+    "--max-connections",
+    "0",
+    "--max-connections-per-ip",
+    "0",
+];
 
 impl Target {
     /// A target that spawns this very binary as the server.

@@ -1,41 +1,43 @@
 //! The hub: the one source of truth every transport reads from.
 //!
-//! Publishing assigns the next id and a timestamp, appends to the bounded history in
-//! the [`Store`], and then wakes two kinds of listener:
+//! It has two halves:
 //!
-//! - push transports (SSE, WebSocket) hold a [`Subscription`], fed by a
-//!   `tokio::sync::broadcast` channel: one `Arc<Entry>` per message, shared by every
-//!   subscriber, never cloned per client;
-//! - held long polls wait on a `tokio::sync::Notify` ([`Hub::next_publish`]) and,
-//!   once woken, read the history like any poller.
+//! - the view (`view.rs`): this instance's bounded history in memory, the live channel that
+//!   feeds push transports (SSE, WebSocket) with one shared `Arc<Entry>` per message,
+//!   and the `Notify` that wakes held long polls. Every read ([`Hub::page`],
+//!   [`Hub::subscribe`]) is served from here, synchronously, without I/O;
+//! - the store (`store.rs`): the chat's log, which assigns ids and feeds the view in id order.
+//!   In memory by default; SQLite makes it durable; Redis shares it between several
+//!   instances, each following the shared log into its own view.
 //!
-//! Id assignment, the append and the broadcast happen under one lock, so the channel
-//! carries messages in id order. The lock is a plain `std::sync::Mutex` around plain
-//! data and is never held across an `.await`.
+//! [`Hub::publish`] is the one asynchronous operation: it waits for the store, and
+//! fails (never silently) when the store cannot take the message.
 //!
 //! The hub knows nothing of HTTP: transports turn its [`Page`]s and [`Delivery`]s into
 //! responses, events and frames.
 
+mod history;
+mod redis;
+mod sqlite;
 mod store;
 mod subscription;
+mod view;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::value::RawValue;
-use tokio::sync::{Notify, broadcast, futures::Notified};
+use tokio::sync::futures::Notified;
 
-pub use store::{Bounds, MemoryStore, Store};
+pub use history::Bounds;
+pub use store::{StoreError, StoreSpec};
 pub use subscription::{Delivery, Subscription};
+use view::View;
 
 use crate::message::{Draft, Message};
+use store::Store;
 
 /// How many messages a client with no cursor starts with.
 pub const RECENT: usize = 50;
-
-/// How many published messages the broadcast channel buffers for a slow subscriber
-/// before it reports `Lagged`; a lagging subscriber re-reads the rest from history.
-const LIVE_CAPACITY: usize = 1024;
 
 /// Where a client wants to start reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +57,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(message: Message) -> Self {
+    pub fn new(message: Message) -> Self {
         let json = serde_json::value::to_raw_value(&message)
             .expect("a message always serializes: it holds only strings, numbers and a date");
         Self { message, json }
@@ -83,95 +85,75 @@ pub struct Page {
 /// A cheap-to-clone handle to the shared hub.
 #[derive(Clone)]
 pub struct Hub {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    store: Mutex<Box<dyn Store>>,
-    live: broadcast::Sender<Arc<Entry>>,
-    published: Notify,
+    view: Arc<View>,
+    store: Arc<dyn Store>,
 }
 
 impl Hub {
-    pub fn new(store: impl Store) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                store: Mutex::new(Box::new(store)),
-                live: broadcast::channel(LIVE_CAPACITY).0,
-                published: Notify::new(),
-            }),
-        }
+    /// Opens the store `spec` names and fills a view of the newest `history` messages
+    /// from it.
+    pub async fn open(spec: &StoreSpec, history: usize) -> Result<Self, StoreError> {
+        tracing::info!(store = %spec, history, "opening the store");
+        let view = Arc::new(View::new(history, spec.ahead_grace()));
+        let store = store::open(spec, view.clone(), history).await?;
+        Ok(Self { view, store })
     }
 
-    /// Accepts a validated message: assigns its id and timestamp, stores it, and wakes
-    /// every subscriber and every held long poll.
-    pub fn publish(&self, draft: Draft) -> Arc<Entry> {
-        let entry = {
-            let mut store = self.store();
-            let entry = store.append(draft, Utc::now());
-            // Sent under the lock so that the channel's order is the id order. An error
-            // only means nobody is subscribed right now.
-            let _ = self.shared.live.send(entry.clone());
-            entry
-        };
-        self.shared.published.notify_waiters();
-        entry
+    /// A hub on the memory store whose live channel holds `live_capacity` messages per
+    /// slow subscriber (tests use a tiny one to make subscribers lag).
+    #[cfg(test)]
+    fn with_live_capacity(history: usize, live_capacity: usize) -> Self {
+        let view = Arc::new(View::with_live_capacity(
+            history,
+            live_capacity,
+            std::time::Duration::ZERO,
+        ));
+        let store = Arc::new(store::MemoryStore::new(view.clone()));
+        Self { view, store }
+    }
+
+    /// Accepts a validated message: the store gives it its id and timestamp and keeps
+    /// it; every subscriber and every held long poll is woken. An error means the
+    /// message was not stored and the sender should try again.
+    pub async fn publish(&self, draft: Draft) -> Result<Arc<Entry>, StoreError> {
+        self.store.append(draft).await.inspect_err(|error| {
+            self.view.count_store_error();
+            tracing::warn!(%error, "publish refused: the store did not take the message");
+        })
     }
 
     /// Up to `limit` messages after `cursor`, oldest first, with the cursor for the
     /// next read. Never waits.
     pub fn page(&self, cursor: Cursor, limit: usize) -> Page {
-        let store = self.store();
-        let Bounds { oldest, newest } = store.bounds();
-        let (entries, reset) = match cursor {
-            Cursor::Recent => {
-                let n = limit.min(RECENT) as u64;
-                (store.after(newest.saturating_sub(n), limit), false)
-            }
-            // A cursor the hub can continue from: nothing between it and the history
-            // was forgotten, and it is not ahead of the newest id.
-            Cursor::After(id) if id + 1 >= oldest && id <= newest => {
-                (store.after(id, limit), false)
-            }
-            Cursor::After(_) => (store.after(oldest - 1, limit), true),
-        };
-        let last_id = entries.last().map_or(newest, |e| e.id());
-        Page {
-            entries,
-            last_id,
-            reset,
-        }
+        self.view.page(cursor, limit)
     }
 
     /// Everything after `cursor` from history, then live messages as they are
     /// published: no gap and no duplicate at the seam.
     pub fn subscribe(&self, cursor: Cursor) -> Subscription {
-        // Subscribe to the live channel *before* reading history: a message published
-        // in between is then both in the history read and in the channel, and the
-        // subscription skips the copy, instead of being in neither.
-        let live = self.shared.live.subscribe();
-        Subscription::new(self.clone(), live, cursor)
+        self.view.subscribe(cursor)
     }
 
     /// Completes at the next publish. To not miss a publish that happens between
     /// checking the history and waiting, create it and call `enable` on it first, then
     /// read the history, then await it.
     pub fn next_publish(&self) -> Notified<'_> {
-        self.shared.published.notified()
+        self.view.next_publish()
     }
 
-    /// The ids the hub holds now.
+    /// The ids this instance holds now.
     pub fn bounds(&self) -> Bounds {
-        self.store().bounds()
+        self.view.bounds()
     }
 
-    fn store(&self) -> MutexGuard<'_, Box<dyn Store>> {
-        // A panic while holding the lock cannot leave the store half-written (every
-        // store method either finishes or did nothing), so a poisoned lock is usable.
-        self.shared
-            .store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// How many times a subscriber lagged behind the live channel.
+    pub fn lags(&self) -> u64 {
+        self.view.lags()
+    }
+
+    /// Publishes the store refused, and failed reads of a shared log.
+    pub fn store_errors(&self) -> u64 {
+        self.view.store_errors()
     }
 }
 

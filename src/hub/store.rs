@@ -1,141 +1,169 @@
-//! Where the hub keeps its history, behind one small trait.
+//! Where the chat's log lives, behind one small trait, chosen with `--store`:
 //!
-//! The hub asks a store for three things: append a draft (assigning the next id),
-//! say which ids it still holds, and hand out the entries after a cursor. Today
-//! there is one implementation, [`MemoryStore`], a bounded ring of the newest
-//! messages; a durable or shared store (SQLite, Redis) implements the same trait and
-//! the transports never notice.
+//! | store             | the log is…                                   | survives a restart | instances |
+//! |-------------------|-----------------------------------------------|--------------------|-----------|
+//! | `memory`          | the in-memory view itself                     | no                 | one       |
+//! | `sqlite:PATH`     | a SQLite file, written by one writer thread   | yes                | one       |
+//! | `redis://HOST:PORT` | a capped Redis stream, ids from one counter | yes (with AOF)     | many      |
 //!
-//! Stores are synchronous and fast: the hub calls them under its lock, so a call must
-//! never block on I/O.
+//! A store does one thing for the hub: make a draft the next message of the chat and
+//! see that it reaches this instance's view. Reads never come here: every
+//! transport reads the view, which each store keeps filled in id order (see
+//! `view.rs`). So a store's only failure a client can see is a publish that could not
+//! be stored, which the API answers with 503 and `Retry-After`, never a silent drop.
 
-use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 
-use super::Entry;
-use crate::message::{Draft, Message};
+use super::redis::{FOLLOWER_LAG_GRACE, RedisStore};
+use super::sqlite::SqliteStore;
+use super::{Entry, View};
+use crate::message::{Draft, Via};
 
-/// The ids a store holds: `oldest..=newest`. An empty store has `oldest == newest + 1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    pub oldest: u64,
-    pub newest: u64,
+/// The chat's log: it assigns ids (1, 2, 3… strictly increasing, never reused) and
+/// feeds this instance's view.
+pub trait Store: Send + Sync + 'static {
+    /// Makes `draft` the next message. Resolves with the message as stored, once it is
+    /// in this instance's view, so that the publisher's next read sees it.
+    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>>;
 }
 
-/// Storage for the hub's history. Ids are assigned here: 1, 2, 3… with no gaps.
-pub trait Store: Send + 'static {
-    /// Stores `draft` as the next message and returns it.
-    fn append(&mut self, draft: Draft, sent_at: DateTime<Utc>) -> Arc<Entry>;
-    /// Which ids are still held.
-    fn bounds(&self) -> Bounds;
-    /// Up to `limit` entries with ids greater than `after`, oldest first.
-    fn after(&self, after: u64, limit: usize) -> Vec<Arc<Entry>>;
+/// A store that could not do what was asked; the words name the store and say why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{store}: {reason}")]
+pub struct StoreError {
+    /// Which store, in words an operator recognises: "Redis at redis://127.0.0.1:6379".
+    pub store: Arc<str>,
+    pub reason: String,
 }
 
-/// The default store: the newest `capacity` messages in memory, nothing on disk.
+impl StoreError {
+    pub fn new(store: &Arc<str>, reason: impl fmt::Display) -> Self {
+        Self {
+            store: store.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The value of `--store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    Memory,
+    Sqlite(std::path::PathBuf),
+    Redis(String),
+}
+
+impl FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        if spec == "memory" {
+            Ok(Self::Memory)
+        } else if let Some(path) = spec.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
+            Ok(Self::Sqlite(path.into()))
+        } else if spec.starts_with("redis://") {
+            Ok(Self::Redis(spec.to_owned()))
+        } else {
+            Err(format!(
+                "unknown store {spec:?}: use memory, sqlite:PATH or redis://HOST:PORT"
+            ))
+        }
+    }
+}
+
+impl StoreSpec {
+    /// How long a cursor ahead of this instance's view may only mean that the view has
+    /// not read the shared log that far yet. Only a shared log lags; elsewhere a cursor
+    /// ahead means a restart that lost messages, and is reset at once.
+    pub fn ahead_grace(&self) -> Duration {
+        match self {
+            Self::Redis(_) => FOLLOWER_LAG_GRACE,
+            Self::Memory | Self::Sqlite(_) => Duration::ZERO,
+        }
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Redis(url) => f.write_str(url),
+        }
+    }
+}
+
+/// Opens the store `spec` names, loads the newest `keep` messages it holds into
+/// `view`, and starts whatever keeps the view fed.
+pub async fn open(
+    spec: &StoreSpec,
+    view: Arc<View>,
+    keep: usize,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match spec {
+        StoreSpec::Memory => Arc::new(MemoryStore::new(view)),
+        StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path, view, keep).await?),
+        StoreSpec::Redis(url) => Arc::new(RedisStore::open(url, view, keep).await?),
+    })
+}
+
+/// The default: the view is the whole log, and nothing is written anywhere else.
 pub struct MemoryStore {
-    entries: VecDeque<Arc<Entry>>,
-    capacity: usize,
-    newest: u64,
+    view: Arc<View>,
 }
 
 impl MemoryStore {
-    /// A store that keeps at most `capacity` messages (at least one).
-    pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self {
-            entries: VecDeque::with_capacity(capacity),
-            capacity,
-            newest: 0,
-        }
+    pub fn new(view: Arc<View>) -> Self {
+        Self { view }
     }
 }
 
 impl Store for MemoryStore {
-    fn append(&mut self, draft: Draft, sent_at: DateTime<Utc>) -> Arc<Entry> {
-        self.newest += 1;
-        let entry = Arc::new(Entry::new(Message {
-            id: self.newest,
-            author: draft.author,
-            text: draft.text,
-            sent_at,
-            via: draft.via,
-        }));
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
-        }
-        self.entries.push_back(entry.clone());
-        entry
+    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.view.append_next(draft))))
     }
+}
 
-    fn bounds(&self) -> Bounds {
-        Bounds {
-            oldest: self.newest + 1 - self.entries.len() as u64,
-            newest: self.newest,
-        }
+/// How a durable store writes [`Via`]: the same word as in the JSON.
+pub fn via_name(via: Via) -> &'static str {
+    match via {
+        Via::Http => "http",
+        Via::Websocket => "websocket",
     }
+}
 
-    fn after(&self, after: u64, limit: usize) -> Vec<Arc<Entry>> {
-        // Ids are contiguous, so the position of `after + 1` is a subtraction away.
-        let skip = after.saturating_sub(self.bounds().oldest - 1) as usize;
-        self.entries
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .cloned()
-            .collect()
+/// The [`Via`] a durable store wrote with [`via_name`].
+pub fn via_named(name: &str) -> Option<Via> {
+    match name {
+        "http" => Some(Via::Http),
+        "websocket" => Some(Via::Websocket),
+        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Via;
 
-    fn fill(store: &mut MemoryStore, n: usize) {
-        for i in 0..n {
-            let draft = Draft {
-                author: "a".into(),
-                text: format!("m{i}"),
-                via: Via::Http,
-            };
-            store.append(draft, Utc::now());
+    #[test]
+    fn store_specs_parse_and_print_back() {
+        for spec in ["memory", "sqlite:chat.db", "redis://127.0.0.1:6379"] {
+            assert_eq!(spec.parse::<StoreSpec>().unwrap().to_string(), spec);
+        }
+        for bad in ["", "sqlite:", "postgres://x", "Memory"] {
+            assert!(bad.parse::<StoreSpec>().is_err(), "{bad}");
         }
     }
 
-    fn ids(entries: &[Arc<Entry>]) -> Vec<u64> {
-        entries.iter().map(|e| e.id()).collect()
-    }
-
     #[test]
-    fn ids_start_at_one_and_never_skip() {
-        let mut store = MemoryStore::new(10);
-        assert_eq!(
-            store.bounds(),
-            Bounds {
-                oldest: 1,
-                newest: 0
-            }
-        );
-        fill(&mut store, 3);
-        assert_eq!(ids(&store.after(0, 100)), [1, 2, 3]);
-    }
-
-    #[test]
-    fn history_is_bounded_and_keeps_the_newest() {
-        let mut store = MemoryStore::new(3);
-        fill(&mut store, 5);
-        assert_eq!(
-            store.bounds(),
-            Bounds {
-                oldest: 3,
-                newest: 5
-            }
-        );
-        assert_eq!(ids(&store.after(0, 100)), [3, 4, 5]);
-        assert_eq!(ids(&store.after(3, 1)), [4]);
-        assert!(store.after(5, 100).is_empty());
+    fn via_round_trips_through_its_name() {
+        for via in [Via::Http, Via::Websocket] {
+            assert_eq!(via_named(via_name(via)), Some(via));
+        }
     }
 }

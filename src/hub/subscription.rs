@@ -5,18 +5,25 @@
 //!
 //! - a live message it already delivered from history is skipped (the seam: no
 //!   duplicate);
-//! - a live message that is not the next id (the channel lagged, or the backlog was
-//!   too long to read in one go) makes it re-read the history from its last id (no
-//!   gap);
+//! - a backlog longer than one read is read chunk by chunk from history before the
+//!   live channel is consulted;
+//! - a live message that is not the next id, or a `Lagged` report from the channel,
+//!   makes it re-read the history from its last id (no gap);
 //! - if that history is gone, it says so with a [`Delivery::Reset`] and carries on
 //!   from the oldest message still held, never silently skipping.
+//!
+//! One more case belongs to instances that follow a shared log (Redis): a client that
+//! saw id 42 on instance A and reconnects to B a moment before B's follower has read
+//! 42 brings a cursor that is ahead of B. That is no restart, only lag, so the
+//! subscription first waits, briefly, for B to catch up; only a cursor still ahead
+//! after that gets a reset.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Cursor, Entry, Hub, Page};
+use super::{Cursor, Entry, Page, View};
 
 /// How many history entries a subscription reads at a time while catching up.
 const CATCH_UP_CHUNK: usize = 256;
@@ -33,30 +40,57 @@ pub enum Delivery {
 
 /// History, then live messages, in id order, exactly once. See the module docs.
 pub struct Subscription {
-    hub: Hub,
+    view: Arc<View>,
     live: broadcast::Receiver<Arc<Entry>>,
     backlog: VecDeque<Arc<Entry>>,
     /// The last id delivered (or the cursor, before the first delivery).
     last_id: u64,
     reset: bool,
+    /// The last history read came back short of a full chunk: history holds nothing
+    /// newer than the backlog, so the next message can only come from the live channel.
+    caught_up: bool,
+    /// A cursor ahead of a view that follows a shared log: read history after it once
+    /// the view has caught up with it, or the view's grace has passed.
+    ahead: Option<u64>,
 }
 
 impl Subscription {
-    pub(super) fn new(hub: Hub, live: broadcast::Receiver<Arc<Entry>>, cursor: Cursor) -> Self {
+    pub(super) fn new(
+        view: Arc<View>,
+        live: broadcast::Receiver<Arc<Entry>>,
+        cursor: Cursor,
+    ) -> Self {
         let mut subscription = Self {
-            hub,
+            view,
             live,
             backlog: VecDeque::new(),
             last_id: 0,
             reset: false,
+            caught_up: false,
+            ahead: None,
         };
-        subscription.catch_up(cursor);
+        match cursor {
+            Cursor::After(id)
+                if id > subscription.view.bounds().newest
+                    && !subscription.view.ahead_grace().is_zero() =>
+            {
+                subscription.ahead = Some(id);
+            }
+            _ => subscription.catch_up(cursor),
+        }
         subscription
     }
 
     /// The next delivery, waiting for a publish if needed. `None` once the hub is gone.
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
+            if let Some(id) = self.ahead {
+                // Cancel-safe: dropped while waiting, the next call waits again.
+                self.view.reach(id, self.view.ahead_grace()).await;
+                self.ahead = None;
+                self.catch_up(Cursor::After(id));
+                continue;
+            }
             if self.reset {
                 self.reset = false;
                 return Some(Delivery::Reset {
@@ -67,14 +101,23 @@ impl Subscription {
                 self.last_id = entry.id();
                 return Some(Delivery::Message(entry));
             }
+            if !self.caught_up {
+                self.catch_up(Cursor::After(self.last_id));
+                continue;
+            }
             match self.live.recv().await {
                 Ok(entry) if entry.id() <= self.last_id => continue,
                 Ok(entry) if entry.id() == self.last_id + 1 => {
                     self.last_id = entry.id();
                     return Some(Delivery::Message(entry));
                 }
-                // A gap, or the channel dropped messages for us: history has them.
-                Ok(_) | Err(RecvError::Lagged(_)) => self.catch_up(Cursor::After(self.last_id)),
+                // Not the next id: something is missing between. History has it.
+                Ok(_) => self.catch_up(Cursor::After(self.last_id)),
+                // The channel dropped messages for us: history has them too.
+                Err(RecvError::Lagged(_)) => {
+                    self.view.count_lag();
+                    self.catch_up(Cursor::After(self.last_id));
+                }
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -86,12 +129,13 @@ impl Subscription {
             entries,
             last_id,
             reset,
-        } = self.hub.page(cursor, CATCH_UP_CHUNK);
+        } = self.view.page(cursor, CATCH_UP_CHUNK);
         match entries.first() {
             Some(first) => self.last_id = first.id() - 1,
             None => self.last_id = last_id,
         }
         self.reset |= reset;
+        self.caught_up = entries.len() < CATCH_UP_CHUNK;
         self.backlog.extend(entries);
     }
 }

@@ -1,19 +1,30 @@
 //! The hub's seam, tested without any HTTP: history then live, no gap, no duplicate.
 
+use futures::FutureExt;
+
+use super::view::LIVE_CAPACITY;
 use super::*;
 use crate::message::Via;
 
+/// A hub on the memory store, which opens and publishes without waiting.
 fn hub(capacity: usize) -> Hub {
-    Hub::new(MemoryStore::new(capacity))
+    Hub::open(&StoreSpec::Memory, capacity)
+        .now_or_never()
+        .expect("the memory store opens at once")
+        .expect("the memory store always opens")
 }
 
 fn publish(hub: &Hub, n: usize) {
     for i in 0..n {
-        hub.publish(Draft {
+        let draft = Draft {
             author: "alice".into(),
             text: format!("m{i}"),
             via: Via::Http,
-        });
+        };
+        hub.publish(draft)
+            .now_or_never()
+            .expect("the memory store publishes at once")
+            .expect("the memory store always accepts");
     }
 }
 
@@ -31,7 +42,7 @@ async fn next_id(sub: &mut Subscription) -> u64 {
 /// Takes what a subscription has ready without waiting for a publish.
 fn ready(sub: &mut Subscription) -> Vec<Delivery> {
     let mut out = Vec::new();
-    while let Some(Some(d)) = futures::FutureExt::now_or_never(sub.next()) {
+    while let Some(Some(d)) = sub.next().now_or_never() {
         out.push(d);
     }
     out
@@ -94,7 +105,7 @@ fn a_cursor_ahead_of_the_hub_resets_as_after_a_restart() {
     let page = hub.page(Cursor::After(99), 100);
     assert!(page.reset);
     assert_eq!(ids(&page), [1, 2]);
-    let empty = Hub::new(MemoryStore::new(10)).page(Cursor::After(5), 100);
+    let empty = self::hub(10).page(Cursor::After(5), 100);
     assert!(empty.reset);
     assert_eq!((empty.entries.len(), empty.last_id), (0, 0));
 }
@@ -141,6 +152,16 @@ async fn a_long_backlog_is_read_in_chunks_without_loss() {
 }
 
 #[tokio::test]
+async fn a_long_backlog_is_read_to_the_end_even_when_nothing_more_is_published() {
+    let hub = hub(5000);
+    publish(&hub, 600);
+    let mut sub = hub.subscribe(Cursor::After(0));
+    let got = ready(&mut sub);
+    assert_eq!(got.len(), 600);
+    assert!(matches!(&got[599], Delivery::Message(e) if e.id() == 600));
+}
+
+#[tokio::test]
 async fn a_lagging_subscriber_rereads_history_instead_of_skipping() {
     let hub = hub(10_000);
     let mut sub = hub.subscribe(Cursor::After(0));
@@ -178,6 +199,48 @@ async fn a_subscription_with_a_cursor_ahead_of_the_hub_is_reset() {
     assert_eq!(next_id(&mut sub).await, 1);
 }
 
+/// A view fed as the Redis follower feeds it: entries with ids the log gave them.
+fn following(grace: std::time::Duration, ids: std::ops::RangeInclusive<u64>) -> Arc<View> {
+    let view = Arc::new(View::new(100, grace));
+    apply(&view, ids);
+    view
+}
+
+fn apply(view: &View, ids: std::ops::RangeInclusive<u64>) {
+    for id in ids {
+        view.apply(Arc::new(Entry::new(Message {
+            id,
+            author: "bob".into(),
+            text: format!("m{id}"),
+            sent_at: chrono::Utc::now(),
+            via: Via::Http,
+        })));
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_ahead_of_a_lagging_follower_waits_for_it_instead_of_resetting() {
+    let view = following(std::time::Duration::from_secs(10), 1..=3);
+    // A client that saw id 5 on another instance, whose follower had read further.
+    let mut sub = view.subscribe(Cursor::After(5));
+    let (next, ()) = tokio::join!(next_id(&mut sub), async {
+        tokio::task::yield_now().await;
+        apply(&view, 4..=6);
+    });
+    assert_eq!(next, 6, "no reset, and nothing before the cursor");
+}
+
+#[tokio::test]
+async fn a_cursor_still_ahead_after_the_grace_is_reset() {
+    let view = following(std::time::Duration::from_millis(20), 1..=3);
+    let mut sub = view.subscribe(Cursor::After(50));
+    assert!(matches!(
+        sub.next().await,
+        Some(Delivery::Reset { last_id: 0 })
+    ));
+    assert_eq!(next_id(&mut sub).await, 1);
+}
+
 #[tokio::test]
 async fn next_publish_wakes_a_waiter_registered_before_the_check() {
     let hub = hub(10);
@@ -188,4 +251,140 @@ async fn next_publish_wakes_a_waiter_registered_before_the_check() {
     publish(&hub, 1);
     notified.await;
     assert_eq!(ids(&hub.page(Cursor::After(0), 10)), [1]);
+}
+
+mod properties {
+    //! For any interleaving of publishes, subscriptions with arbitrary cursors, reads,
+    //! lags and history truncation, each subscriber's sequence is strictly increasing
+    //! and contiguous, except where a reset notice says where it continues.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Publish(usize),
+        Subscribe(Option<u64>),
+        /// Reads up to this many ready deliveries from subscriber `index % count`.
+        Read {
+            index: usize,
+            up_to: usize,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (1..12usize).prop_map(Step::Publish),
+            // Now and then more than one catch-up chunk at once.
+            1 => (250..300usize).prop_map(Step::Publish),
+            3 => proptest::option::of(0..400u64).prop_map(Step::Subscribe),
+            6 => (0..8usize, 0..300usize).prop_map(|(index, up_to)| Step::Read { index, up_to }),
+        ]
+    }
+
+    /// What one subscriber was handed, and from which cursor it started.
+    struct Reader {
+        sub: Subscription,
+        cursor: Cursor,
+        got: Vec<Delivery>,
+    }
+
+    impl Reader {
+        fn read(&mut self, up_to: usize) {
+            for _ in 0..up_to {
+                match futures::FutureExt::now_or_never(self.sub.next()) {
+                    Some(Some(delivery)) => self.got.push(delivery),
+                    _ => break,
+                }
+            }
+        }
+
+        /// Checks the sequence; returns the last id it reached.
+        fn check(&self, newest: u64) -> Result<u64, TestCaseError> {
+            let mut expected_next = match self.cursor {
+                Cursor::After(id) => Some(id + 1),
+                Cursor::Recent => None, // wherever the recent window started
+            };
+            let mut last = None;
+            for delivery in &self.got {
+                match delivery {
+                    Delivery::Reset { last_id } => {
+                        prop_assert!(*last_id <= newest);
+                        expected_next = Some(last_id + 1);
+                        last = Some(*last_id);
+                    }
+                    Delivery::Message(entry) => {
+                        if let Some(expected) = expected_next {
+                            prop_assert_eq!(entry.id(), expected, "a gap or a duplicate");
+                        }
+                        expected_next = Some(entry.id() + 1);
+                        last = Some(entry.id());
+                    }
+                }
+            }
+            Ok(last.unwrap_or(match self.cursor {
+                Cursor::After(id) => id,
+                Cursor::Recent => newest,
+            }))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn every_subscriber_sees_a_contiguous_sequence_or_a_reset(
+            history in prop_oneof![1..30usize, 250..600usize],
+            live in 1..8usize,
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let hub = Hub::with_live_capacity(history, live);
+            let mut readers: Vec<Reader> = Vec::new();
+            futures::executor::block_on(async {
+                for step in steps {
+                    match step {
+                        Step::Publish(n) => publish(&hub, n),
+                        Step::Subscribe(since) => {
+                            let cursor = since.map_or(Cursor::Recent, Cursor::After);
+                            readers.push(Reader { sub: hub.subscribe(cursor), cursor, got: vec![] });
+                        }
+                        Step::Read { index, up_to } => {
+                            if !readers.is_empty() {
+                                let n = readers.len();
+                                readers[index % n].read(up_to);
+                            }
+                        }
+                    }
+                }
+            });
+            let newest = hub.bounds().newest;
+            for reader in &mut readers {
+                reader.read(usize::MAX);
+                // Everyone ends at the newest message: nothing was left behind.
+                prop_assert_eq!(reader.check(newest)?, newest);
+            }
+        }
+
+        #[test]
+        fn following_last_id_through_pages_is_contiguous_or_reset(
+            history in 1..30usize,
+            bursts in proptest::collection::vec((0..10usize, 1..6usize), 1..20),
+            start in 0..50u64,
+        ) {
+            let hub = hub(history);
+            let mut cursor = start;
+            for (published, limit) in bursts {
+                publish(&hub, published);
+                let page = hub.page(Cursor::After(cursor), limit);
+                let first = if page.reset { hub.bounds().oldest } else { cursor + 1 };
+                for (expected, entry) in (first..).zip(&page.entries) {
+                    prop_assert_eq!(entry.id(), expected);
+                }
+                prop_assert!(page.entries.len() <= limit);
+                cursor = page.last_id;
+                prop_assert!(cursor <= hub.bounds().newest);
+            }
+        }
+    }
 }

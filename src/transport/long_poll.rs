@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use tokio::time::{Instant, sleep_until};
 
@@ -34,6 +34,7 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::Cursor;
 use crate::presence::Visitor;
+use crate::server::ClientAddr;
 use crate::stats::Transport;
 
 /// The longest a request is held, and the default.
@@ -42,11 +43,12 @@ pub const MAX_HOLD: Duration = Duration::from_secs(30);
 /// `GET /api/messages/long-poll?since=ID&timeout=S`: answer when there is news.
 pub async fn long_poll(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ClientAddr,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
-    let attendance = Attendance::begin(&app, Transport::LongPoll, &visitor)?;
+    let attendance = Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip())?;
     let deadline = Instant::now() + hold;
     loop {
         // Register for the next publish before looking, so none slips between the two.

@@ -16,6 +16,7 @@ pub mod short_poll;
 pub mod sse;
 pub mod websocket;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::AppState;
@@ -23,21 +24,29 @@ use crate::error::ApiError;
 use crate::presence::{Seat, Visitor};
 use crate::stats::{Counters, Transport};
 
-/// A request or connection in progress: counted in `open` and listed as online until
-/// dropped, however it ends (answered, closed by the client, or cancelled).
+/// A request or connection in progress: counted in `open`, held against the
+/// connection caps and listed as online until dropped, however it ends (answered,
+/// closed by the client, or cancelled).
 pub struct Attendance {
     app: Arc<AppState>,
     transport: Transport,
     seat: Option<Seat>,
+    ip: IpAddr,
 }
 
 impl Attendance {
+    /// Admits a client, or refuses it: bad `client`/`name` (400), or no room under the
+    /// connection caps for a transport that holds its connection (503).
     pub fn begin(
         app: &Arc<AppState>,
         transport: Transport,
         visitor: &Visitor,
+        ip: IpAddr,
     ) -> Result<Self, ApiError> {
         let seat = visitor.seat(transport)?;
+        if transport.holds_connection() {
+            app.caps.admit(ip)?;
+        }
         if let Some(seat) = &seat {
             app.presence.arrive(seat, visitor.name());
         }
@@ -48,6 +57,7 @@ impl Attendance {
             app: app.clone(),
             transport,
             seat,
+            ip,
         })
     }
 
@@ -64,6 +74,9 @@ impl Drop for Attendance {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(seat) = &self.seat {
             self.app.presence.leave(seat);
+        }
+        if self.transport.holds_connection() {
+            self.app.caps.release(self.ip);
         }
     }
 }

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -31,16 +31,18 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::Page;
 use crate::presence::Visitor;
+use crate::server::ClientAddr;
 use crate::stats::{Counters, Transport};
 
 /// `GET /api/messages?since=ID&limit=N`: whatever is newer than `since`, right now.
 pub async fn poll(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ClientAddr,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let (cursor, limit) = (params.cursor()?, params.limit()?);
-    let attendance = Attendance::begin(&app, Transport::ShortPoll, &visitor)?;
+    let attendance = Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip())?;
     Ok(answer(attendance.counters(), app.hub.page(cursor, limit)))
 }
 
@@ -68,6 +70,9 @@ pub fn answer(counters: &Counters, page: Page) -> Response {
         Counters::add(&counters.resets, 1);
     }
     counters.sent(page.entries.len() as u64, body.len());
+    for entry in &page.entries {
+        counters.latency.observe(entry.message.sent_at);
+    }
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,

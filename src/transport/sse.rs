@@ -12,7 +12,7 @@
 //! event: message
 //! data: {"id":42,"author":"alice","text":"hi",…}
 //!
-//! : keep-alive            (a comment every 15 s so proxies see the stream is alive)
+//! : keep-alive            (a comment every 15 s, --sse-keep-alive, so proxies see life)
 //! ```
 //!
 //! The browser's `EventSource` parses this, and when the connection drops it
@@ -30,7 +30,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -44,25 +44,28 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::presence::Visitor;
+use crate::server::ClientAddr;
 use crate::stats::{Counters, Transport};
 
 /// The reconnection delay suggested to `EventSource`.
 pub const RETRY: Duration = Duration::from_secs(3);
-/// How often a comment line is written to a quiet stream.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /api/events?since=ID`: the stream of events.
 pub async fn events(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ClientAddr,
     headers: HeaderMap,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &params)?;
-    let attendance = Attendance::begin(&app, Transport::Sse, &visitor)?;
+    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;
     let events =
         stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
-    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    let keep_alive = KeepAlive::new()
+        .interval(app.config.sse_keep_alive)
+        .text("keep-alive");
+    let sse = Sse::new(events).keep_alive(keep_alive);
     // nginx buffers responses unless told not to; this header tells it.
     Ok(([("x-accel-buffering", "no")], sse).into_response())
 }
@@ -105,6 +108,7 @@ fn encode(counters: &Counters, delivery: Delivery) -> Event {
         Delivery::Message(entry) => {
             let data = entry.json.get();
             counters.sent(1, data.len());
+            counters.latency.observe(entry.message.sent_at);
             Event::default()
                 .id(entry.id().to_string())
                 .event("message")

@@ -9,36 +9,48 @@
 //! ← {"type":"error","error":"text must not be empty"}   a bad frame; the socket stays open
 //! ```
 //!
-//! The socket is split in two halves joined by `select!`: this task writes (messages
-//! from the hub, replies to bad frames, the close on shutdown) and a reader task
-//! parses what the client sends and publishes it. A message sent over the socket
-//! comes back to its sender like to everyone else, by the hub, with its id.
+//! The socket is split in two halves: this task writes (messages from the hub, replies
+//! to bad frames, pings, the close) and a reader task parses what the client sends and
+//! publishes it. A message sent over the socket comes back to its sender like to
+//! everyone else, by the hub, with its id.
 //!
-//! Cost: one open connection per client, and a small binary frame header (2–14
-//! bytes) per message instead of HTTP headers. Gain: the lowest latency and overhead,
-//! and the client can send on the same connection. It is not "raw TCP": it starts as
-//! HTTP/1.1, and proxies must be told to pass the `Upgrade` on.
+//! A connection can end four ways besides the client closing it, each with its close
+//! code: the server shuts down (1001), the client stops reading so a frame cannot be
+//! written within `--slow-client-timeout` (1013, "try again later": it may reconnect
+//! from its cursor), the client sends a message over the size limit (1009), or it stops
+//! answering pings (dropped: nobody is there to read a close frame).
+//!
+//! Cost: one open connection per client, and a small binary frame header (2–14 bytes)
+//! per message instead of HTTP headers. Gain: the lowest latency and overhead, and the
+//! client can send on the same connection. It is not "raw TCP": it starts as HTTP/1.1,
+//! so the page's `Origin` is checked, and proxies must be told to pass the `Upgrade` on.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use futures::stream::SplitStream;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, interval_at, sleep_until, timeout};
 
 use super::Attendance;
 use super::cursor::CursorParams;
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::message::{NewMessage, Via};
 use crate::presence::Visitor;
+use crate::server::ClientAddr;
 use crate::stats::{Counters, Transport};
+use crate::{AppState, MAX_BODY_BYTES};
 
 /// What a client may send.
 #[derive(Deserialize)]
@@ -47,43 +59,85 @@ enum ClientFrame {
     Send(NewMessage),
 }
 
-/// `GET /api/ws?since=ID`: the upgrade.
+/// What the reader task tells the writer.
+enum FromReader {
+    /// Write this frame (an error reply, or a close).
+    Write(Message),
+    /// The client answered a ping.
+    Pong,
+}
+
+/// `GET /api/ws?since=ID`: checks the page's origin, then upgrades.
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ClientAddr,
+    headers: HeaderMap,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws?;
+    app.origins.check(&headers)?;
     let cursor = params.cursor()?;
-    let attendance = Attendance::begin(&app, Transport::Websocket, &visitor)?;
-    Ok(ws.on_upgrade(move |socket| connection(socket, app, attendance, cursor)))
+    let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip())?;
+    Ok(ws
+        .max_message_size(MAX_BODY_BYTES)
+        .max_frame_size(MAX_BODY_BYTES)
+        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, client.ip())))
 }
 
 /// One client's connection, from upgrade to close.
-async fn connection(socket: WebSocket, app: Arc<AppState>, attendance: Attendance, cursor: Cursor) {
+async fn connection(
+    socket: WebSocket,
+    app: Arc<AppState>,
+    attendance: Attendance,
+    cursor: Cursor,
+    ip: IpAddr,
+) {
+    let _tracked = app.sockets.token(); // shutdown waits for the close frame
+    let config = &app.config;
     let (mut sink, stream) = socket.split();
     let mut subscription = app.hub.subscribe(cursor);
-    // Replies to the client's own frames (errors), written by this task.
-    let (replies, mut to_send) = mpsc::channel(16);
-    let reader = tokio::spawn(read_frames(stream, app.clone(), replies));
+    let (to_writer, mut from_reader) = mpsc::channel(16);
+    let reader = tokio::spawn(read_frames(stream, app.clone(), ip, to_writer));
+
+    let mut pings = interval_at(Instant::now() + config.ws_ping, config.ws_ping);
+    // When the oldest unanswered ping must be answered by.
+    let mut pong_due: Option<Instant> = None;
     loop {
         let frame = tokio::select! {
             delivery = subscription.next() => match delivery {
                 Some(delivery) => encode(attendance.counters(), delivery),
                 None => break,
             },
-            reply = to_send.recv() => match reply {
-                Some(reply) => reply,
+            from = from_reader.recv() => match from {
+                Some(FromReader::Write(frame)) => frame,
+                Some(FromReader::Pong) => {
+                    pong_due = None;
+                    continue;
+                }
                 None => break, // the reader ended: the client closed or vanished
             },
-            () = app.shutdown.cancelled() => {
-                let _ = sink.send(close(close_code::AWAY, "server shutting down")).await;
+            _ = pings.tick() => {
+                pong_due.get_or_insert(Instant::now() + config.ws_pong_timeout);
+                Message::Ping(Default::default())
+            }
+            () = sleep_until(pong_due.unwrap_or_else(Instant::now)), if pong_due.is_some() => {
+                Counters::add(&attendance.counters().dead_closes, 1);
                 break;
             }
+            () = app.shutdown.cancelled() => close(close_code::AWAY, "server shutting down"),
         };
-        if sink.send(Message::Text(frame)).await.is_err() {
-            break;
+        let closing = matches!(frame, Message::Close(_));
+        match timeout(config.slow_client_timeout, sink.send(frame)).await {
+            Ok(Ok(())) if !closing => {}
+            Ok(_) => break,
+            Err(_) => {
+                Counters::add(&attendance.counters().slow_closes, 1);
+                let too_slow = close(close_code::AGAIN, "too slow: reconnect from your cursor");
+                give_up(&mut sink, too_slow).await;
+                break;
+            }
         }
     }
     reader.abort();
@@ -93,40 +147,56 @@ async fn connection(socket: WebSocket, app: Arc<AppState>, attendance: Attendanc
 async fn read_frames(
     mut stream: SplitStream<WebSocket>,
     app: Arc<AppState>,
-    replies: mpsc::Sender<Utf8Bytes>,
+    ip: IpAddr,
+    to_writer: mpsc::Sender<FromReader>,
 ) {
-    while let Some(Ok(frame)) = stream.next().await {
+    while let Some(frame) = stream.next().await {
         let outcome = match frame {
-            Message::Text(text) => publish(&app, &text),
-            Message::Binary(_) => Err("binary frames are not supported; send JSON text".into()),
-            Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => Ok(()),
+            Ok(Message::Text(text)) => publish(&app, ip, &text).await,
+            Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
+            Ok(Message::Pong(_)) => {
+                let _ = to_writer.send(FromReader::Pong).await;
+                Ok(())
+            }
+            Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
+            Ok(Message::Close(_)) => break,
+            Err(error) => {
+                let _ = to_writer.send(FromReader::Write(refusal(error))).await;
+                break;
+            }
         };
         if let Err(error) = outcome {
             let reply = json!({ "type": "error", "error": error }).to_string();
-            if replies.send(reply.into()).await.is_err() {
+            if to_writer
+                .send(FromReader::Write(Message::text(reply)))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
     }
 }
 
-/// A `send` frame becomes a message in the hub; anything else is explained back.
-fn publish(app: &AppState, text: &str) -> Result<(), String> {
+/// A `send` frame becomes a message in the hub; anything else, or a message the store
+/// could not keep, is explained back.
+async fn publish(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
     let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
         format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
     })?;
     let draft = new.validate(Via::Websocket).map_err(|e| e.to_string())?;
-    app.hub.publish(draft);
-    Ok(())
+    app.publish_rate.check(ip).map_err(|e| e.to_string())?;
+    let stored = app.hub.publish(draft).await;
+    stored.map(drop).map_err(|e| ApiError::from(e).to_string())
 }
 
 /// A delivery as a text frame.
-fn encode(counters: &Counters, delivery: Delivery) -> Utf8Bytes {
+fn encode(counters: &Counters, delivery: Delivery) -> Message {
     let frame = match delivery {
         Delivery::Message(entry) => {
             let frame = format!(r#"{{"type":"message","message":{}}}"#, entry.json.get());
             counters.sent(1, frame.len());
+            counters.latency.observe(entry.message.sent_at);
             frame
         }
         Delivery::Reset { last_id } => {
@@ -134,7 +204,22 @@ fn encode(counters: &Counters, delivery: Delivery) -> Utf8Bytes {
             json!({ "type": "reset", "last_id": last_id }).to_string()
         }
     };
-    frame.into()
+    Message::text(frame)
+}
+
+/// The close frame for a read that failed: too big (1009), or broken framing (1002).
+fn refusal(error: axum::Error) -> Message {
+    match error
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .map(|e| *e)
+    {
+        Ok(tungstenite::Error::Capacity(_)) => close(
+            close_code::SIZE,
+            "message too big: at most 16 KiB (a message text is at most 2000 characters)",
+        ),
+        _ => close(close_code::PROTOCOL, "malformed WebSocket frame"),
+    }
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -142,4 +227,9 @@ fn close(code: u16, reason: &'static str) -> Message {
         code,
         reason: reason.into(),
     }))
+}
+
+/// Tries, briefly, to tell a stuck client why it is being closed.
+async fn give_up(sink: &mut SplitSink<WebSocket, Message>, frame: Message) {
+    let _ = timeout(Duration::from_secs(1), sink.send(frame)).await;
 }

@@ -1,0 +1,175 @@
+// What every browser test needs: the real pushlab binary on a free port,
+// Debian's Chromium driven by playwright-core, and small waits that read the
+// page the way a person would (pane states, message ids, meters).
+//
+// Nothing here sleeps for a fixed time: every wait is for an event or a state,
+// with a bounded timeout.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, '../..');
+export const KINDS = ['short_poll', 'long_poll', 'sse', 'websocket'];
+const BIN = process.env.PUSHLAB_BIN ?? path.resolve(repo, 'target/debug/pushlab');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** A port nobody uses right now: listen on 0, read it, close. */
+export async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/**
+ * Start `pushlab --addr 127.0.0.1:PORT --web-dir <repo>/web` and wait until
+ * /healthz answers. Returns { base, port, post(), stop() }. Pass `port` to
+ * start again where a stopped server was (a restart, as the page sees it).
+ */
+export async function startServer(extraArgs = [], { port } = {}) {
+  port ??= await freePort();
+  const args = ['--addr', `127.0.0.1:${port}`, '--web-dir', path.join(repo, 'web'), '--log', 'warn', ...extraArgs];
+  const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = once(child, 'exit');
+  const base = `http://127.0.0.1:${port}`;
+
+  // Readiness: poll /healthz, bounded; stop at once if the binary died.
+  let died = false;
+  exited.then(() => (died = true));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (died) throw new Error(`pushlab exited before answering /healthz (${BIN}):\n${stderr}`);
+    try {
+      const response = await fetch(`${base}/healthz`);
+      if (response.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`pushlab did not answer ${base}/healthz within 20 s:\n${stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+
+  return {
+    base,
+    port,
+    /** POST /api/messages from outside the browser, as curl would. Returns the stored message. */
+    async post(author, text) {
+      const response = await fetch(`${base}/api/messages`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ author, text }),
+      });
+      if (response.status !== 201) throw new Error(`POST /api/messages: ${response.status} ${await response.text()}`);
+      return response.json();
+    },
+    async stop() {
+      if (!died) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+    stderr: () => stderr,
+  };
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * Open the page; record dialogs (which should never appear) and script errors.
+ * page.dialogs and page.errors are arrays the tests can check.
+ */
+export async function openPage(context, base, hash = '') {
+  const page = await context.newPage();
+  page.dialogs = [];
+  page.errors = [];
+  page.on('dialog', (dialog) => {
+    page.dialogs.push(dialog.message());
+    dialog.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (error) => page.errors.push(error.message));
+  await page.goto(`${base}/${hash}`);
+  return page;
+}
+
+export const pane = (page, kind) => page.locator(`.pane[data-transport="${kind}"]`);
+
+/** Wait until every pane says "connected". */
+export async function waitAllConnected(page, timeout = 15_000) {
+  await page.waitForFunction(
+    (kinds) => kinds.every((k) => document.querySelector(`.pane[data-transport="${k}"]`)?.dataset.state === 'connected'),
+    KINDS,
+    { timeout },
+  );
+}
+
+/** Wait until the message with this id is on screen in every pane. */
+export async function waitMessageEverywhere(page, id, timeout = 10_000) {
+  await page.waitForFunction(
+    ({ kinds, id }) => kinds.every((k) => document.querySelector(`.pane[data-transport="${k}"] .msg[data-id="${id}"]`)),
+    { kinds: KINDS, id },
+    { timeout },
+  );
+}
+
+/** Wait until a message with this exact text is in every pane; returns {kind: id}. */
+export async function waitTextEverywhere(page, text, timeout = 10_000) {
+  const handle = await page.waitForFunction(
+    ({ kinds, text }) => {
+      const ids = {};
+      for (const k of kinds) {
+        const items = [...document.querySelectorAll(`.pane[data-transport="${k}"] .msg`)];
+        const item = items.find((li) => li.querySelector('.msg-text').textContent === text);
+        if (!item) return null;
+        ids[k] = Number(item.dataset.id);
+      }
+      return ids;
+    },
+    { kinds: KINDS, text },
+    { timeout },
+  );
+  return handle.jsonValue();
+}
+
+/** The text of one meter of one pane. */
+export function meter(page, kind, name) {
+  return pane(page, kind).locator(`[data-meter="${name}"]`).textContent();
+}
+
+/** Ids on screen in one pane, in order. */
+export function idsIn(page, kind) {
+  return pane(page, kind).locator('.msg').evaluateAll((items) => items.map((li) => Number(li.dataset.id)));
+}
+
+/** A short unique text, so tests never match each other's messages. */
+let counter = 0;
+export function unique(label) {
+  counter += 1;
+  return `${label} ${process.pid}-${counter}-${Math.random().toString(36).slice(2, 7)}`;
+}

@@ -1,0 +1,191 @@
+//! One instance's view of the chat: its in-memory [`History`], the live channel that
+//! feeds push subscribers, and the `Notify` that wakes held long polls.
+//!
+//! Whatever the store, new messages enter the view through one door, [`View::apply`],
+//! in id order: the `memory` store applies each publish itself, the SQLite writer
+//! applies what it has committed, the Redis follower applies what it reads from the
+//! shared stream. Applying appends to the history and sends on the broadcast channel
+//! under one lock, so the channel carries messages in id order, then wakes every held
+//! long poll. The lock is a plain `std::sync::Mutex` around plain data and is never
+//! held across an `.await`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, broadcast, futures::Notified};
+
+use super::history::{Bounds, History};
+use super::{Cursor, Entry, Page, RECENT, Subscription};
+use crate::message::{Draft, Message};
+
+/// How many published messages the broadcast channel buffers for a slow subscriber
+/// before it reports `Lagged`; a lagging subscriber re-reads the rest from history.
+pub(super) const LIVE_CAPACITY: usize = 1024;
+
+pub struct View {
+    history: Mutex<History>,
+    live: broadcast::Sender<Arc<Entry>>,
+    published: Notify,
+    /// Publishes the store refused, and reads of a shared log that failed.
+    store_errors: AtomicU64,
+    /// How long a cursor ahead of this view may be lag rather than a restart; zero
+    /// unless the view follows a shared log (see `subscription.rs`).
+    ahead_grace: Duration,
+    /// Times a subscriber fell so far behind that the live channel dropped messages
+    /// for it (it then re-read them from history).
+    lags: AtomicU64,
+}
+
+impl View {
+    /// A view of the newest `capacity` messages; see [`View::ahead_grace`].
+    pub fn new(capacity: usize, ahead_grace: Duration) -> Self {
+        Self::with_live_capacity(capacity, LIVE_CAPACITY, ahead_grace)
+    }
+
+    /// A view whose live channel buffers `live_capacity` messages per subscriber.
+    pub(super) fn with_live_capacity(
+        capacity: usize,
+        live_capacity: usize,
+        ahead_grace: Duration,
+    ) -> Self {
+        Self {
+            history: Mutex::new(History::new(capacity)),
+            ahead_grace,
+            live: broadcast::channel(live_capacity).0,
+            published: Notify::new(),
+            store_errors: AtomicU64::new(0),
+            lags: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds an entry that the log has given its id, and wakes every subscriber and
+    /// every held long poll. An entry already held is ignored (returns `false`).
+    pub fn apply(&self, entry: Arc<Entry>) -> bool {
+        let added = self.add(&mut self.history(), entry);
+        if added {
+            self.published.notify_waiters();
+        }
+        added
+    }
+
+    /// Makes `draft` the next message, with the next id and the time now: how the
+    /// `memory` store publishes, where the view is the whole log.
+    pub fn append_next(&self, draft: Draft) -> Arc<Entry> {
+        let entry = {
+            let mut history = self.history();
+            let entry = Arc::new(Entry::new(Message {
+                id: history.bounds().newest + 1,
+                author: draft.author,
+                text: draft.text,
+                sent_at: Utc::now(),
+                via: draft.via,
+            }));
+            self.add(&mut history, entry.clone());
+            entry
+        };
+        self.published.notify_waiters();
+        entry
+    }
+
+    /// Appends to the history and sends on the live channel, under the caller's lock
+    /// so that the channel's order is the id order.
+    fn add(&self, history: &mut History, entry: Arc<Entry>) -> bool {
+        if !history.push(entry.clone()) {
+            return false;
+        }
+        // An error only means nobody is subscribed right now.
+        let _ = self.live.send(entry);
+        true
+    }
+
+    /// Waits, at most `patience`, until the view holds `id` (or has moved past it),
+    /// and returns that entry if it is still held.
+    pub async fn reach(&self, id: u64, patience: Duration) -> Option<Arc<Entry>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let published = self.next_publish();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            if self.bounds().newest >= id {
+                return self.history().get(id);
+            }
+            if tokio::time::timeout_at(deadline, published).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Up to `limit` messages after `cursor`, oldest first, with the cursor for the
+    /// next read. Never waits.
+    pub fn page(&self, cursor: Cursor, limit: usize) -> Page {
+        let history = self.history();
+        let Bounds { oldest, newest } = history.bounds();
+        let (entries, reset) = match cursor {
+            Cursor::Recent => {
+                let n = limit.min(RECENT) as u64;
+                (history.after(newest.saturating_sub(n), limit), false)
+            }
+            // A cursor the view can continue from: nothing between it and the history
+            // was forgotten, and it is not ahead of the newest id.
+            Cursor::After(id) if id + 1 >= oldest && id <= newest => {
+                (history.after(id, limit), false)
+            }
+            Cursor::After(_) => (history.after(oldest - 1, limit), true),
+        };
+        let last_id = entries.last().map_or(newest, |e| e.id());
+        Page {
+            entries,
+            last_id,
+            reset,
+        }
+    }
+
+    /// A subscription that starts after `cursor`. It subscribes to the live channel
+    /// *before* reading history: a message applied in between is then both in the
+    /// history read and in the channel, and the subscription skips the copy, instead
+    /// of being in neither.
+    pub fn subscribe(self: &Arc<Self>, cursor: Cursor) -> Subscription {
+        Subscription::new(self.clone(), self.live.subscribe(), cursor)
+    }
+
+    /// Completes at the next message applied; see [`super::Hub::next_publish`].
+    pub fn next_publish(&self) -> Notified<'_> {
+        self.published.notified()
+    }
+
+    pub fn bounds(&self) -> Bounds {
+        self.history().bounds()
+    }
+
+    /// How long a subscriber whose cursor is ahead of this view waits for the view to
+    /// reach it before it is told to reset.
+    pub fn ahead_grace(&self) -> Duration {
+        self.ahead_grace
+    }
+
+    pub fn count_store_error(&self) {
+        self.store_errors.fetch_add(1, Relaxed);
+    }
+
+    pub fn store_errors(&self) -> u64 {
+        self.store_errors.load(Relaxed)
+    }
+
+    pub(super) fn count_lag(&self) {
+        self.lags.fetch_add(1, Relaxed);
+    }
+
+    pub fn lags(&self) -> u64 {
+        self.lags.load(Relaxed)
+    }
+
+    fn history(&self) -> MutexGuard<'_, History> {
+        // A panic while holding the lock cannot leave the history half-written (every
+        // method either finishes or did nothing), so a poisoned lock is usable.
+        self.history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,133 @@
+//! Limits that keep one client from taking the server away from everyone else:
+//! a publish rate per client IP, and caps on the connections held open at once.
+//!
+//! Both answer with a clear error and a `Retry-After`, never by queueing: a 429 when a
+//! client publishes too fast, a 503 when there is no room for another held connection.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// How many client IPs the rate limiter remembers before it forgets idle ones.
+const REMEMBERED_IPS: usize = 10_000;
+
+/// A token bucket per client IP for publishing (HTTP POST and WebSocket `send`).
+pub struct PublishRate {
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Publishes refused so far.
+    refused: AtomicU64,
+}
+
+impl PublishRate {
+    pub fn new(config: &Config) -> Self {
+        let limiter = NonZeroU32::new(config.publish_rate).map(|rate| {
+            let burst = NonZeroU32::new(config.publish_burst).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Self {
+            limiter,
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Publishes refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+
+    /// Takes one token for `ip`, or says how long until one is free.
+    pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        if limiter.len() > REMEMBERED_IPS {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&ip).map_err(|not_until| {
+            self.refused.fetch_add(1, Relaxed);
+            ApiError::RateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            }
+        })
+    }
+}
+
+/// Caps on held connections (SSE streams, WebSockets, held long polls), overall and
+/// per client IP. 0 means no cap.
+pub struct ConnectionCaps {
+    max_total: usize,
+    max_per_ip: usize,
+    held: Mutex<Held>,
+    /// Connections refused so far.
+    refused: AtomicU64,
+}
+
+#[derive(Default)]
+struct Held {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// What a client is told to wait before trying again when the server is full.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl ConnectionCaps {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            max_total: config.max_connections,
+            max_per_ip: config.max_connections_per_ip,
+            held: Mutex::default(),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+
+    /// Counts one more held connection for `ip`, if there is room.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let mut held = self.lock();
+        let of_ip = held.per_ip.get(&ip).copied().unwrap_or(0);
+        let full = if self.max_total != 0 && held.total >= self.max_total {
+            Some("the server holds as many connections as it may")
+        } else if self.max_per_ip != 0 && of_ip >= self.max_per_ip {
+            Some("this address holds as many connections as it may")
+        } else {
+            None
+        };
+        if let Some(reason) = full {
+            self.refused.fetch_add(1, Relaxed);
+            return Err(ApiError::Busy(reason));
+        }
+        held.total += 1;
+        held.per_ip.insert(ip, of_ip + 1);
+        Ok(())
+    }
+
+    /// A connection counted by [`ConnectionCaps::admit`] ended.
+    pub fn release(&self, ip: IpAddr) {
+        let mut held = self.lock();
+        held.total -= 1;
+        if let Some(n) = held.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,191 @@
+//! `GET /metrics`: what pushlab is doing, in the Prometheus text format.
+//!
+//! Nothing here counts anything twice. The per-transport numbers are the very atomics
+//! behind `/api/stats` ([`Stats`]), and the hub's numbers are its own counters; at
+//! each scrape a [`Collector`] reads them and writes them out. The one thing only
+//! `/metrics` has is a [`Latency`] histogram per transport, from a message's
+//! `sent_at` to the moment a transport hands it to a client, which is what the four
+//! techniques differ in most. A histogram (cheap fixed buckets, summed across
+//! instances by Prometheus) rather than averages, because the tail is the story: a
+//! short poll's latency is spread over its whole interval.
+//!
+//! Names follow Prometheus conventions: `pushlab_` prefix, `_total` on counters,
+//! units in the name, and a `transport` label on everything per transport.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::AppState;
+use crate::stats::{Counters, Stats, Transport};
+
+/// Upper bounds of the latency buckets, in seconds: from loopback WebSocket speed to
+/// a slow short-poll interval.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+const TRANSPORTS: [(Transport, &str); 4] = [
+    (Transport::ShortPoll, "short_poll"),
+    (Transport::LongPoll, "long_poll"),
+    (Transport::Sse, "sse"),
+    (Transport::Websocket, "websocket"),
+];
+
+/// How long messages took from being published to being handed to a client.
+#[derive(Debug, Clone)]
+pub struct Latency(Histogram);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self(Histogram::new(LATENCY_BUCKETS))
+    }
+}
+
+impl Latency {
+    /// Records one delivery of a message published at `sent_at`.
+    pub fn observe(&self, sent_at: DateTime<Utc>) {
+        // `sent_at` may come from another instance's clock (Redis's, in fact): a
+        // delivery that seems to precede its publish counts as instant.
+        let seconds = (Utc::now() - sent_at)
+            .to_std()
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.0.observe(seconds);
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(app)));
+    let mut body = String::new();
+    prometheus_text::encode(&mut body, &registry).expect("writing to a String cannot fail");
+    (
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+        body,
+    )
+}
+
+/// Each per-transport counter of [`Counters`]: its metric name, help, type and field.
+type Field = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&Counters) -> &AtomicU64,
+);
+
+#[rustfmt::skip]
+const FIELDS: [Field; 8] = [
+    ("pushlab_open_connections", "Connections (push) or requests (polls) in progress.", MetricType::Gauge, |c| &c.open),
+    ("pushlab_requests", "Poll requests answered, or push streams and upgrades accepted.", MetricType::Counter, |c| &c.requests),
+    ("pushlab_empty_responses", "Poll answers that carried no message.", MetricType::Counter, |c| &c.empty_responses),
+    ("pushlab_delivered_messages", "Messages handed to clients.", MetricType::Counter, |c| &c.delivered),
+    ("pushlab_sent_payload_bytes", "Bytes of payload sent: bodies, events, frames.", MetricType::Counter, |c| &c.bytes_sent),
+    ("pushlab_resets", "Resets sent: cursors that could not be honoured.", MetricType::Counter, |c| &c.resets),
+    ("pushlab_slow_closes", "Clients closed because they stopped reading.", MetricType::Counter, |c| &c.slow_closes),
+    ("pushlab_dead_closes", "Clients dropped because they stopped answering pings.", MetricType::Counter, |c| &c.dead_closes),
+];
+
+/// Reads the live counters at scrape time.
+struct Scrape(Arc<AppState>);
+
+impl fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let stats: &Stats = &self.0.stats;
+        for (name, help, kind, field) in FIELDS {
+            let is_gauge = matches!(kind, MetricType::Gauge);
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (transport, label) in TRANSPORTS {
+                let value = field(stats.of(transport)).load(Relaxed);
+                let labels = [("transport", label)];
+                let metric = family.encode_family(&labels)?;
+                if is_gauge {
+                    ConstGauge::new(value as i64).encode(metric)?;
+                } else {
+                    ConstCounter::new(value).encode(metric)?;
+                }
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "pushlab_delivery_latency",
+            "Time from a message's publish to its delivery to a client.",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (transport, label) in TRANSPORTS {
+            let labels = [("transport", label)];
+            let metric = family.encode_family(&labels)?;
+            stats.of(transport).latency.0.encode(metric)?;
+        }
+
+        let hub = &self.0.hub;
+        let bounds = hub.bounds();
+        let gauges = [
+            (
+                "pushlab_last_id",
+                "The newest message id this instance holds.",
+                bounds.newest,
+            ),
+            (
+                "pushlab_retained_messages",
+                "Messages this instance holds in memory.",
+                bounds.newest + 1 - bounds.oldest,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(value as i64).encode(metric)?;
+        }
+        let counters = [
+            (
+                "pushlab_store_errors",
+                "Publishes the store refused, and failed reads of a shared log.",
+                hub.store_errors(),
+            ),
+            (
+                "pushlab_subscriber_lags",
+                "Times a push subscriber fell behind and re-read history.",
+                hub.lags(),
+            ),
+            (
+                "pushlab_rate_limited",
+                "Publishes refused by --publish-rate (HTTP 429, WebSocket error frame).",
+                self.0.publish_rate.refused(),
+            ),
+            (
+                "pushlab_refused_connections",
+                "Held connections refused by the connection caps (HTTP 503).",
+                self.0.caps.refused(),
+            ),
+            (
+                "pushlab_refused_origins",
+                "WebSocket handshakes refused for a foreign Origin (HTTP 403).",
+                self.0.origins.refused(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        Ok(())
+    }
+}

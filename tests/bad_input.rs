@@ -1,0 +1,246 @@
+//! Every bad input gets a clear JSON error with the right status, and changes nothing.
+
+mod common;
+
+use common::{Server, WsClient};
+use futures::SinkExt;
+use serde_json::{Value, json};
+
+/// Sends a raw POST to /api/messages and returns status and JSON body.
+async fn post_raw(server: &Server, content_type: Option<&str>, body: String) -> (u16, Value) {
+    let mut request = server.http.post(server.url("/api/messages")).body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("errors are JSON");
+    (status, body)
+}
+
+fn error_text(body: &Value) -> &str {
+    body["error"].as_str().expect("an {\"error\": …} body")
+}
+
+/// The hub is untouched: still only the one message posted at the start.
+async fn assert_nothing_stored(server: &Server) {
+    let (_, body) = server.get_json("/api/messages?since=0").await;
+    assert_eq!(
+        body["last_id"], 1,
+        "a failed request must not store anything"
+    );
+}
+
+#[tokio::test]
+async fn bad_message_bodies_get_clear_errors_and_store_nothing() {
+    let server = Server::start().await;
+    server.post("alice", "the only message").await;
+    let json = Some("application/json");
+    let cases: Vec<(Option<&str>, String, u16, &str)> = vec![
+        (json, "{\"author\":".into(), 400, "parse"),
+        (json, "not json".into(), 400, "parse"),
+        (
+            json,
+            r#"{"author":"a"}"#.into(),
+            422,
+            "missing field `text`",
+        ),
+        (
+            json,
+            r#"{"text":"t"}"#.into(),
+            422,
+            "missing field `author`",
+        ),
+        (
+            json,
+            r#"{"author":1,"text":"t"}"#.into(),
+            422,
+            "invalid type",
+        ),
+        (json, r#"["a","t"]"#.into(), 422, "expected a map"),
+        (
+            json,
+            r#"{"author":"   ","text":"t"}"#.into(),
+            422,
+            "author must not be blank",
+        ),
+        (
+            json,
+            r#"{"author":"a","text":""}"#.into(),
+            422,
+            "text must not be empty",
+        ),
+        (
+            json,
+            json!({ "author": "x".repeat(33), "text": "t" }).to_string(),
+            422,
+            "at most 32 characters",
+        ),
+        (
+            json,
+            json!({ "author": "a", "text": "x".repeat(2001) }).to_string(),
+            422,
+            "at most 2000 characters",
+        ),
+        (
+            json,
+            json!({ "author": "a", "text": "x".repeat(17 * 1024) }).to_string(),
+            413,
+            "length limit",
+        ),
+        (
+            None,
+            r#"{"author":"a","text":"t"}"#.into(),
+            415,
+            "Content-Type",
+        ),
+        (
+            Some("text/plain"),
+            r#"{"author":"a","text":"t"}"#.into(),
+            415,
+            "Content-Type",
+        ),
+    ];
+    for (content_type, body, status, words) in cases {
+        let shown = body.chars().take(40).collect::<String>();
+        let (got, answer) = post_raw(&server, content_type, body).await;
+        assert_eq!(got, status, "{shown}: {answer}");
+        assert!(error_text(&answer).contains(words), "{shown}: {answer}");
+    }
+    assert_nothing_stored(&server).await;
+}
+
+#[tokio::test]
+async fn query_parameters_that_are_not_non_negative_integers_get_400() {
+    let server = Server::start().await;
+    server.post("alice", "the only message").await;
+    let cases = [
+        ("/api/messages?since=abc", "since"),
+        ("/api/messages?since=-1", "since"),
+        ("/api/messages?since=", "since"),
+        ("/api/messages?limit=x", "limit"),
+        ("/api/messages?limit=0", "limit"),
+        ("/api/messages/long-poll?since=1.5", "since"),
+        ("/api/messages/long-poll?timeout=soon", "timeout"),
+        ("/api/messages/long-poll?timeout=-5", "timeout"),
+        ("/api/events?since=x", "since"),
+        ("/api/messages?client=bad%20id", "client"),
+    ];
+    for (path, parameter) in cases {
+        let (status, body) = server.get_json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(error_text(&body).contains(parameter), "{path}: {body}");
+    }
+    let response = server
+        .http
+        .get(server.url("/api/events"))
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(error_text(&body).contains("Last-Event-ID"), "{body}");
+    assert_nothing_stored(&server).await;
+}
+
+#[tokio::test]
+async fn a_bad_cursor_on_the_websocket_refuses_the_upgrade_with_400() {
+    let server = Server::start().await;
+    let url = format!("ws://{}/api/ws?since=nope", server.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400);
+        }
+        other => panic!("expected a refused upgrade, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_plain_get_on_the_websocket_endpoint_explains_itself() {
+    let server = Server::start().await;
+    let (status, body) = server.get_json("/api/ws").await;
+    assert_eq!(status, 400);
+    assert!(error_text(&body).contains("WebSocket"), "{body}");
+}
+
+#[tokio::test]
+async fn limit_above_the_maximum_is_clamped_to_1000() {
+    let server = Server::start().await;
+    for i in 0..3 {
+        server.post("a", &format!("{i}")).await;
+    }
+    let (status, body) = server.get_json("/api/messages?since=0&limit=999999").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["messages"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn unknown_routes_get_404_and_wrong_methods_405_as_json() {
+    let server = Server::start().await;
+    for path in ["/api/nothing-here", "/nothing-here.js"] {
+        let (status, body) = server.get_json(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(error_text(&body).contains(path), "{body}");
+    }
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/api/messages"),
+        (reqwest::Method::POST, "/api/events"),
+        (reqwest::Method::PUT, "/api/messages/long-poll"),
+    ] {
+        let response = server
+            .http
+            .request(method.clone(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(error_text(&body).contains(method.as_str()), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn bad_websocket_frames_get_an_error_frame_and_the_socket_stays_open() {
+    let server = Server::start().await;
+    server.post("alice", "the only message").await;
+    let mut ws = WsClient::connect(&server, "?since=1").await;
+    let bad_frames = [
+        ("not json", "invalid frame"),
+        (r#"{"type":"shout","text":"hi"}"#, "unknown variant `shout`"),
+        (r#"{"type":"send","author":"a"}"#, "missing field `text`"),
+        (
+            r#"{"type":"send","author":" ","text":"x"}"#,
+            "author must not be blank",
+        ),
+        (
+            r#"{"type":"send","author":"a","text":""}"#,
+            "text must not be empty",
+        ),
+    ];
+    for (frame, words) in bad_frames {
+        ws.send_text(frame).await;
+        let reply = ws.next_frame().await.expect("the socket stays open");
+        assert_eq!(reply["type"], "error", "{frame}");
+        assert!(
+            reply["error"].as_str().unwrap().contains(words),
+            "{frame}: {reply}"
+        );
+    }
+    ws.socket
+        .send(tokio_tungstenite::tungstenite::Message::binary(vec![
+            1, 2, 3,
+        ]))
+        .await
+        .unwrap();
+    let reply = ws.next_frame().await.expect("the socket stays open");
+    assert!(
+        reply["error"].as_str().unwrap().contains("binary"),
+        "{reply}"
+    );
+
+    // Still usable, and nothing bad was stored.
+    ws.send_json(json!({ "type": "send", "author": "a", "text": "fine" }))
+        .await;
+    assert_eq!(ws.next_message().await["id"], 2);
+}

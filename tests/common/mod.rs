@@ -1,0 +1,354 @@
+//! Test support: start the real app on `127.0.0.1:0`, and small real clients for each
+//! transport speaking HTTP, SSE and WebSocket over real sockets.
+#![allow(dead_code)] // each test file uses a different part of this kit
+
+use std::time::Duration;
+
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use pushlab::config::Config;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite;
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A pushlab server running in this process.
+pub struct Server {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    /// `None` for a server this process did not start ([`Server::at`]).
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra flags, e.g. `&["--history", "5"]`.
+    pub async fn start_with(flags: &[&str]) -> Self {
+        let mut args = vec!["pushlab", "--addr", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let config = Config::parse_from(args);
+        let listener = TcpListener::bind(config.addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pushlab::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            addr,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A server running elsewhere (another process, or a proxy in front of several),
+    /// for the same clients to talk to. It cannot be shut down from here.
+    pub fn at(addr: std::net::SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            addr,
+            http: reqwest::Client::new(),
+            stop: None,
+            task: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Posts a message over HTTP and returns the stored message.
+    pub async fn post(&self, author: &str, text: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url("/api/messages"))
+            .json(&json!({ "author": author, "text": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "posting {text:?}");
+        response.json().await.unwrap()
+    }
+
+    /// GETs a path and returns status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get_json("/api/stats").await.1
+    }
+
+    /// Asks the server to shut down gracefully and waits until it has.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        let task = self
+            .task
+            .take()
+            .expect("only a server started here can be shut down");
+        tokio::time::timeout(PATIENCE, task)
+            .await
+            .expect("server did not shut down in time")
+            .unwrap()
+    }
+}
+
+/// Awaits `fut`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Ids of a list of messages.
+pub fn ids(messages: &[Value]) -> Vec<u64> {
+    messages.iter().map(|m| m["id"].as_u64().unwrap()).collect()
+}
+
+/// One Server-Sent Event as read off the wire.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+}
+
+/// A minimal `text/event-stream` reader over a streamed reqwest body.
+pub struct SseClient {
+    pub response_headers: reqwest::header::HeaderMap,
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    /// Bytes read but not yet parsed; a chunk may end inside a UTF-8 character.
+    buffer: Vec<u8>,
+    /// Comment lines (keep-alives) seen so far.
+    pub comments: usize,
+}
+
+impl SseClient {
+    pub async fn connect(server: &Server, query: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = server.http.get(server.url(&format!("/api/events{query}")));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        Self {
+            response_headers: response.headers().clone(),
+            body: response.bytes_stream().boxed(),
+            buffer: Vec::new(),
+            comments: 0,
+        }
+    }
+
+    /// The next event (comments are counted and skipped); `None` when the stream ends.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("SSE is UTF-8");
+                let mut event = SseEvent::default();
+                let mut has_field = false;
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                        continue;
+                    }
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    has_field = true;
+                    match field {
+                        "id" => event.id = Some(value.to_owned()),
+                        "event" => event.event = Some(value.to_owned()),
+                        "retry" => event.retry = value.parse().ok(),
+                        "data" if event.data.is_empty() => event.data = value.to_owned(),
+                        "data" => event.data = format!("{}\n{value}", event.data),
+                        _ => {}
+                    }
+                }
+                if has_field {
+                    return Some(event);
+                }
+                continue;
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next `message` event's JSON, skipping the `retry:` hint.
+    pub async fn next_message(&mut self) -> Value {
+        loop {
+            let event = within("an SSE event", self.next_event())
+                .await
+                .expect("SSE stream ended");
+            if event.event.as_deref() == Some("message") {
+                return event.json();
+            }
+            assert!(event.event.is_none(), "unexpected event {event:?}");
+        }
+    }
+}
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client that speaks pushlab's JSON frames.
+pub struct WsClient {
+    pub socket: WsStream,
+}
+
+impl WsClient {
+    pub async fn connect(server: &Server, query: &str) -> Self {
+        let url = format!("ws://{}/api/ws{query}", server.addr);
+        let (socket, _) = within(
+            "the WebSocket handshake",
+            tokio_tungstenite::connect_async(url),
+        )
+        .await
+        .unwrap();
+        Self { socket }
+    }
+
+    pub async fn send_json(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(tungstenite::Message::text(text))
+            .await
+            .unwrap();
+    }
+
+    /// The next frame's JSON; `None` when the socket closed.
+    pub async fn next_frame(&mut self) -> Option<Value> {
+        loop {
+            match within("a WebSocket frame", self.socket.next()).await? {
+                Ok(tungstenite::Message::Text(text)) => {
+                    return Some(serde_json::from_str(&text).unwrap());
+                }
+                Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Skips frames until the server's close frame, and returns its code.
+    pub async fn close_code(&mut self) -> u16 {
+        within("the close frame", async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(tungstenite::Message::Close(Some(frame)))) => {
+                        return u16::from(frame.code);
+                    }
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a close frame, got {other:?}"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next `{"type":"message"}` frame's message.
+    pub async fn next_message(&mut self) -> Value {
+        let frame = self.next_frame().await.expect("socket closed");
+        assert_eq!(frame["type"], "message", "unexpected frame {frame}");
+        frame["message"].clone()
+    }
+}
+
+/// A short-poll or long-poll client that follows `last_id`.
+pub struct Poller {
+    pub path: &'static str,
+    pub cursor: u64,
+}
+
+impl Poller {
+    pub fn short() -> Self {
+        Self {
+            path: "/api/messages",
+            cursor: 0,
+        }
+    }
+
+    pub fn long() -> Self {
+        Self {
+            path: "/api/messages/long-poll",
+            cursor: 0,
+        }
+    }
+
+    /// One request from the cursor; moves the cursor to `last_id`.
+    pub async fn poll(&mut self, server: &Server) -> Vec<Value> {
+        let (status, body) = server
+            .get_json(&format!("{}?since={}", self.path, self.cursor))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["reset"], false, "{body}");
+        self.cursor = body["last_id"].as_u64().unwrap();
+        body["messages"].as_array().unwrap().clone()
+    }
+
+    /// Polls until `n` messages have arrived, and returns them.
+    pub async fn collect(&mut self, server: &Server, n: usize) -> Vec<Value> {
+        // A short poller asks at an interval, like the page does (here a fast one).
+        let mut interval = tokio::time::interval(Duration::from_millis(20));
+        within("polled messages", async {
+            let mut got = Vec::new();
+            while got.len() < n {
+                interval.tick().await;
+                got.extend(self.poll(server).await);
+            }
+            got
+        })
+        .await
+    }
+}
+
+/// Sends raw bytes as an HTTP request (with `Connection: close`) and returns all the
+/// server wrote back; for requests a well-behaved client library would not send.
+pub async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    within("the server's answer", stream.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`]; for state
+/// that has no event to await (a counter in /api/stats going down).
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    within(what, async {
+        while !condition().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}

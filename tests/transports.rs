@@ -1,0 +1,374 @@
+//! Each transport, on its own, speaking the API contract over real sockets.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Poller, Server, SseClient, WsClient, eventually, ids, within};
+use serde_json::json;
+
+#[tokio::test]
+async fn posting_returns_201_with_the_stored_message() {
+    let server = Server::start().await;
+    let message = server.post("  alice ", "hi <b>there</b>").await;
+    assert_eq!(message["id"], 1);
+    assert_eq!(message["author"], "alice");
+    assert_eq!(message["text"], "hi <b>there</b>");
+    assert_eq!(message["via"], "http");
+    let sent_at = message["sent_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(sent_at).is_ok() && sent_at.ends_with('Z'),
+        "{sent_at}"
+    );
+    assert_eq!(server.post("bob", "again").await["id"], 2);
+}
+
+#[tokio::test]
+async fn short_poll_answers_at_once_with_messages_after_the_cursor() {
+    let server = Server::start().await;
+    for i in 1..=3 {
+        server.post("alice", &format!("m{i}")).await;
+    }
+    let (status, body) = server.get_json("/api/messages?since=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(body["messages"].as_array().unwrap()), [2, 3]);
+    assert_eq!(
+        (body["last_id"].clone(), body["reset"].clone()),
+        (json!(3), json!(false))
+    );
+
+    let (_, empty) = server.get_json("/api/messages?since=3").await;
+    assert_eq!(empty["messages"], json!([]));
+    assert_eq!(
+        empty["last_id"], 3,
+        "an empty answer points at the newest id"
+    );
+}
+
+#[tokio::test]
+async fn short_poll_without_a_cursor_gives_the_fifty_most_recent() {
+    let server = Server::start().await;
+    for i in 0..55 {
+        server.post("alice", &format!("m{i}")).await;
+    }
+    let (_, body) = server.get_json("/api/messages").await;
+    assert_eq!(
+        ids(body["messages"].as_array().unwrap()),
+        (6..=55).collect::<Vec<_>>()
+    );
+    assert_eq!(body["last_id"], 55);
+}
+
+#[tokio::test]
+async fn following_last_id_sees_every_message_once_even_when_limit_cuts_answers_short() {
+    let server = Server::start().await;
+    for i in 0..23 {
+        server.post("alice", &format!("m{i}")).await;
+    }
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    loop {
+        let (_, body) = server
+            .get_json(&format!("/api/messages?since={cursor}&limit=5"))
+            .await;
+        let messages = body["messages"].as_array().unwrap();
+        assert!(messages.len() <= 5);
+        if messages.is_empty() {
+            break;
+        }
+        seen.extend(ids(messages));
+        cursor = body["last_id"].as_u64().unwrap();
+    }
+    assert_eq!(seen, (1..=23).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_history_is_answered_with_a_reset() {
+    let server = Server::start_with(&["--history", "3"]).await;
+    for i in 0..6 {
+        server.post("alice", &format!("m{i}")).await;
+    }
+    for path in ["/api/messages?since=1", "/api/messages/long-poll?since=1"] {
+        let (_, body) = server.get_json(path).await;
+        assert_eq!(body["reset"], true, "{path}");
+        assert_eq!(
+            ids(body["messages"].as_array().unwrap()),
+            [4, 5, 6],
+            "{path}"
+        );
+        assert_eq!(body["last_id"], 6);
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_ahead_of_the_hub_resets_and_never_holds_a_long_poll() {
+    let server = Server::start().await;
+    server.post("alice", "one").await;
+    let started = Instant::now();
+    let (_, body) = server
+        .get_json("/api/messages/long-poll?since=500&timeout=30")
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the long poll was held"
+    );
+    assert_eq!(body["reset"], true);
+    assert_eq!(ids(body["messages"].as_array().unwrap()), [1]);
+}
+
+#[tokio::test]
+async fn long_poll_answers_at_once_when_something_is_already_newer() {
+    let server = Server::start().await;
+    server.post("alice", "waiting for you").await;
+    let (_, body) = within(
+        "an immediate answer",
+        server.get_json("/api/messages/long-poll?since=0&timeout=30"),
+    )
+    .await;
+    assert_eq!(ids(body["messages"].as_array().unwrap()), [1]);
+}
+
+#[tokio::test]
+async fn long_poll_wakes_when_a_message_is_published() {
+    let server = Server::start().await;
+    let held = server.get_json("/api/messages/long-poll?since=0&timeout=30");
+    let publish = async {
+        // Publish only once the request is held by the server.
+        eventually("the long poll to be held", || async {
+            server.stats().await["transports"]["long_poll"]["open"] == 1
+        })
+        .await;
+        let published = Instant::now();
+        server.post("alice", "wake up").await;
+        published
+    };
+    let ((status, body), published) = tokio::join!(held, publish);
+    let answered = published.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(ids(body["messages"].as_array().unwrap()), [1]);
+    assert!(
+        answered < Duration::from_secs(1),
+        "answered after {answered:?}"
+    );
+}
+
+#[tokio::test]
+async fn long_poll_times_out_empty_after_the_timeout() {
+    let server = Server::start().await;
+    server.post("alice", "old news").await;
+    let started = Instant::now();
+    let (status, body) = server
+        .get_json("/api/messages/long-poll?since=1&timeout=1")
+        .await;
+    let held = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(body["messages"], json!([]));
+    assert_eq!(body["last_id"], 1);
+    assert!(held >= Duration::from_millis(950), "held only {held:?}");
+    assert!(held < Duration::from_secs(5), "held {held:?}");
+}
+
+#[tokio::test]
+async fn long_poll_with_timeout_zero_answers_at_once() {
+    let server = Server::start().await;
+    let (status, body) = within(
+        "an immediate answer",
+        server.get_json("/api/messages/long-poll?since=0&timeout=0"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["messages"].clone(), body["last_id"].clone()),
+        (json!([]), json!(0))
+    );
+}
+
+#[tokio::test]
+async fn long_poll_without_a_cursor_waits_for_the_next_message() {
+    let server = Server::start().await;
+    let held = server.get_json("/api/messages/long-poll?timeout=30");
+    let publish = async {
+        eventually("the long poll to be held", || async {
+            server.stats().await["transports"]["long_poll"]["open"] == 1
+        })
+        .await;
+        server.post("alice", "first").await;
+    };
+    let ((_, body), ()) = tokio::join!(held, publish);
+    assert_eq!(ids(body["messages"].as_array().unwrap()), [1]);
+}
+
+#[tokio::test]
+async fn sse_streams_each_message_as_an_event_with_its_id() {
+    let server = Server::start().await;
+    server.post("alice", "before").await;
+    let mut sse = SseClient::connect(&server, "?since=0", None).await;
+    assert_eq!(sse.response_headers["content-type"], "text/event-stream");
+    assert_eq!(sse.response_headers["cache-control"], "no-cache");
+    assert_eq!(sse.response_headers["x-accel-buffering"], "no");
+
+    let hint = within("the retry hint", sse.next_event()).await.unwrap();
+    assert_eq!(hint.retry, Some(3000));
+
+    let event = within("the first event", sse.next_event()).await.unwrap();
+    assert_eq!(event.event.as_deref(), Some("message"));
+    assert_eq!(event.id.as_deref(), Some("1"));
+    assert_eq!(event.json()["text"], "before");
+
+    server.post("bob", "after").await;
+    let event = within("a live event", sse.next_event()).await.unwrap();
+    assert_eq!(event.id.as_deref(), Some("2"));
+    assert_eq!(event.json()["text"], "after");
+}
+
+#[tokio::test]
+async fn sse_resumes_from_last_event_id_which_wins_over_since() {
+    let server = Server::start().await;
+    for i in 1..=4 {
+        server.post("alice", &format!("m{i}")).await;
+    }
+    let mut sse = SseClient::connect(&server, "?since=0", Some("2")).await;
+    assert_eq!(sse.next_message().await["id"], 3);
+    assert_eq!(sse.next_message().await["id"], 4);
+}
+
+#[tokio::test]
+async fn sse_with_a_lost_cursor_sends_a_reset_event_first() {
+    let server = Server::start_with(&["--history", "2"]).await;
+    for i in 1..=5 {
+        server.post("alice", &format!("m{i}")).await;
+    }
+    let mut sse = SseClient::connect(&server, "?since=1", None).await;
+    let _retry = sse.next_event().await.unwrap();
+    let reset = within("the reset", sse.next_event()).await.unwrap();
+    assert_eq!(reset.event.as_deref(), Some("reset"));
+    assert_eq!(reset.json(), json!({ "last_id": 3 }));
+    assert_eq!(
+        reset.id.as_deref(),
+        Some("3"),
+        "a reconnect resumes from the reset"
+    );
+    assert_eq!(sse.next_message().await["id"], 4);
+}
+
+#[tokio::test]
+async fn websocket_pushes_history_then_live_messages() {
+    let server = Server::start().await;
+    server.post("alice", "before").await;
+    let mut ws = WsClient::connect(&server, "?since=0").await;
+    assert_eq!(ws.next_message().await["text"], "before");
+    server.post("bob", "after").await;
+    let live = ws.next_message().await;
+    assert_eq!(
+        (live["id"].clone(), live["text"].clone()),
+        (json!(2), json!("after"))
+    );
+}
+
+#[tokio::test]
+async fn websocket_send_publishes_a_message_marked_via_websocket() {
+    let server = Server::start().await;
+    let mut ws = WsClient::connect(&server, "?since=0").await;
+    ws.send_json(json!({ "type": "send", "author": "carol", "text": "over the socket" }))
+        .await;
+    let echoed = ws.next_message().await;
+    assert_eq!(echoed["via"], "websocket");
+    assert_eq!(echoed["author"], "carol");
+    let (_, body) = server.get_json("/api/messages?since=0").await;
+    assert_eq!(body["messages"][0], echoed, "stored exactly as pushed");
+}
+
+#[tokio::test]
+async fn websocket_with_a_lost_cursor_sends_a_reset_frame_first() {
+    let server = Server::start_with(&["--history", "2"]).await;
+    for i in 1..=5 {
+        server.post("alice", &format!("m{i}")).await;
+    }
+    let mut ws = WsClient::connect(&server, "?since=0").await;
+    let reset = ws.next_frame().await.unwrap();
+    assert_eq!(reset, json!({ "type": "reset", "last_id": 3 }));
+    assert_eq!(ws.next_message().await["id"], 4);
+}
+
+#[tokio::test]
+async fn stats_count_requests_deliveries_and_open_connections_per_transport() {
+    let server = Server::start().await;
+    let mut ws = WsClient::connect(&server, "?since=0").await;
+    let mut sse = SseClient::connect(&server, "?since=0", None).await;
+    server.post("alice", "counted").await;
+    ws.next_message().await;
+    sse.next_message().await;
+    Poller::short().collect(&server, 1).await;
+
+    let stats = server.stats().await;
+    let t = &stats["transports"];
+    assert_eq!(t["websocket"]["open"], 1);
+    assert_eq!(t["sse"]["open"], 1);
+    assert_eq!(t["websocket"]["delivered"], 1);
+    assert_eq!(t["sse"]["delivered"], 1);
+    assert!(t["short_poll"]["requests"].as_u64().unwrap() >= 1);
+    assert_eq!(t["short_poll"]["delivered"], 1);
+    for transport in ["short_poll", "sse", "websocket"] {
+        assert!(
+            t[transport]["bytes_sent"].as_u64().unwrap() > 0,
+            "{transport}"
+        );
+    }
+    assert_eq!(
+        stats["hub"],
+        json!({ "last_id": 1, "retained": 1, "lags": 0, "store_errors": 0 })
+    );
+
+    drop(sse);
+    ws.socket.close(None).await.unwrap();
+    eventually("open connections to go back to 0", || async {
+        let t = server.stats().await["transports"].clone();
+        t["sse"]["open"] == 0 && t["websocket"]["open"] == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn presence_lists_push_clients_while_connected_and_pollers_that_asked() {
+    let server = Server::start().await;
+    let ws = WsClient::connect(&server, "?client=tab1&name=alice").await;
+    let (status, _) = server.get_json("/api/messages?client=tab2&name=bob").await;
+    assert_eq!(status, 200);
+    let (_, online) = server.get_json("/api/presence").await;
+    assert_eq!(
+        online["clients"],
+        json!([
+            { "client": "tab1", "name": "alice", "transport": "websocket" },
+            { "client": "tab2", "name": "bob", "transport": "short_poll" },
+        ])
+    );
+    drop(ws);
+    eventually("the WebSocket client to leave", || async {
+        let (_, online) = server.get_json("/api/presence").await;
+        online["clients"].as_array().unwrap().len() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn health_and_the_placeholder_page_answer() {
+    let server = Server::start().await;
+    let (status, _) = server.get_json("/healthz").await;
+    assert_eq!(status, 200);
+    let page = server.http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("pushlab"));
+}

@@ -1,0 +1,304 @@
+// The demo page: four panes, one composer, the views around them.
+//
+// Reading order for the curious: web/transports/*.js (one technique each),
+// connections.js (one set of connections shared by all tabs), pane.js (how a
+// pane draws), then this file, which only wires them together.
+
+import { Connections, KINDS } from './connections.js';
+import { PaneView, formatBytes } from './pane.js';
+import { apply, initialLanguage, language, onLanguageChange, setLanguage, t, translate } from './i18n.js';
+
+const openedAt = Date.now();
+const $ = (selector) => document.querySelector(selector);
+
+// ---- who we are -----------------------------------------------------------
+
+function stored(key, make) {
+  let value = null;
+  try {
+    value = localStorage.getItem(key);
+    if (!value) {
+      value = make();
+      localStorage.setItem(key, value);
+    }
+  } catch {
+    value = make(); // storage disabled: fine, just not remembered
+  }
+  return value;
+}
+
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(9));
+  return Array.from(bytes, (b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
+}
+
+// One presence id per browser: all its tabs share one set of connections.
+const client = stored('pushlab.client', randomId);
+let author = stored('pushlab.author', () => `guest-${Math.floor(100 + Math.random() * 900)}`);
+
+// ---- language -------------------------------------------------------------
+
+let savedLanguage = null;
+try {
+  savedLanguage = localStorage.getItem('pushlab.lang');
+} catch {}
+setLanguage(initialLanguage(savedLanguage, navigator.languages ?? [navigator.language]));
+$('#lang').addEventListener('click', () => {
+  const next = language() === 'en' ? 'zh' : 'en';
+  try {
+    localStorage.setItem('pushlab.lang', next);
+  } catch {}
+  setLanguage(next);
+});
+
+// ---- panes ----------------------------------------------------------------
+
+const connections = new Connections({ client, name: author });
+const panes = {};
+const template = $('#pane-template');
+for (const kind of KINDS) {
+  const root = template.content.firstElementChild.cloneNode(true);
+  $('#view-panes').append(root);
+  panes[kind] = new PaneView(root, kind, {
+    drop: () => connections.drop(kind),
+    toggle: () => (panes[kind].state === 'disconnected' ? connections.connect(kind) : connections.disconnect(kind)),
+    interval: (ms) => connections.setPollInterval(ms),
+  }, openedAt);
+}
+apply(document);
+onLanguageChange(() => {
+  for (const pane of Object.values(panes)) pane.relabel();
+  renderCompare();
+  renderOnline(connections.model.presence);
+});
+
+// Every event from a transport carries its counters and cursor.
+function forPane(event) {
+  const pane = panes[event.kind];
+  if (event.counters) pane.setCounters(event.counters);
+  if (event.cursor !== undefined) pane.setCursor(event.cursor);
+  return pane;
+}
+connections.on('message', (event) => forPane(event).addMessage(event.message));
+connections.on('status', (event) => forPane(event).setState(event.state, event.detail));
+connections.on('reset', (event) => forPane(event).reset(event.info));
+connections.on('wire', (event) => forPane(event).addWire(event.entry));
+connections.on('counters', (event) => forPane(event));
+connections.on('interval', (event) => panes.short_poll.setInterval(event.ms));
+connections.on('ws-error', (event) => {
+  forPane(event);
+  showStatus(event.error === 'not-connected' ? 'composer.noSocket' : 'composer.error', { error: event.error }, true);
+});
+connections.on('server', (event) => {
+  renderOnline(event.presence);
+  renderServerFigures();
+});
+connections.on('snapshot', (model) => {
+  for (const kind of KINDS) panes[kind].load(model.panes[kind]);
+  panes.short_poll.setInterval(model.interval);
+  renderOnline(model.presence);
+});
+connections.on('role', (role) => {
+  const badge = $('#role');
+  badge.dataset.role = role;
+  translate(badge, `role.${role}`);
+});
+
+// ---- composer -------------------------------------------------------------
+
+const authorInput = $('#composer-author');
+const textInput = $('#composer-text');
+authorInput.value = author;
+authorInput.addEventListener('change', () => {
+  author = authorInput.value.trim() || author;
+  try {
+    localStorage.setItem('pushlab.author', author);
+  } catch {}
+  connections.setName(author);
+});
+
+function showStatus(key, params, isError = false) {
+  const status = $('#composer-status');
+  translate(status, key, params);
+  status.classList.toggle('error', isError);
+}
+
+$('#composer').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const text = textInput.value;
+  const name = authorInput.value.trim();
+  if (!text || !name) return;
+  const via = new FormData(event.target).get('via');
+  if (via === 'websocket') {
+    if (connections.model.panes.websocket.state !== 'connected') {
+      showStatus('composer.noSocket', {}, true);
+      return;
+    }
+    connections.sendOverWebSocket(name, text);
+    showStatus('composer.sentWs', {});
+    textInput.value = '';
+    return;
+  }
+  try {
+    const response = await fetch('/api/messages', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ author: name, text }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) {
+      showStatus('composer.sent', { id: body.id, via: 'HTTP POST' });
+      textInput.value = '';
+    } else {
+      showStatus('composer.error', { error: body.error ?? `HTTP ${response.status}` }, true);
+    }
+  } catch {
+    showStatus('composer.network', {}, true);
+  }
+});
+
+// ---- views (tabs) ---------------------------------------------------------
+
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+
+function selectView(view, moveFocus = false) {
+  if (!tabs.some((tab) => tab.dataset.view === view)) view = 'side';
+  for (const tab of tabs) {
+    const selected = tab.dataset.view === view;
+    tab.setAttribute('aria-selected', String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    if (selected && moveFocus) tab.focus();
+  }
+  const panesView = $('#view-panes');
+  panesView.hidden = view === 'compare';
+  panesView.dataset.view = view;
+  panesView.setAttribute('aria-labelledby', `tab-${view === 'compare' ? 'side' : view}`);
+  $('#view-compare').hidden = view !== 'compare';
+  for (const kind of KINDS) {
+    panes[kind].root.hidden = view !== 'side' && view !== kind;
+    panes[kind].focus(view === kind);
+  }
+  if (view === 'compare') renderCompare();
+  if (location.hash !== `#${view}`) history.replaceState(null, '', view === 'side' ? location.pathname : `#${view}`);
+}
+
+for (const tab of tabs) {
+  tab.addEventListener('click', () => selectView(tab.dataset.view));
+  tab.addEventListener('keydown', (event) => {
+    const i = tabs.indexOf(tab);
+    const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    selectView(tabs[(next + tabs.length) % tabs.length].dataset.view, true);
+  });
+}
+window.addEventListener('hashchange', () => selectView(location.hash.slice(1)));
+selectView(location.hash.slice(1));
+
+// ---- compare --------------------------------------------------------------
+
+function cell(row, text, header = false) {
+  const element = document.createElement(header ? 'th' : 'td');
+  if (header) element.scope = 'row';
+  element.textContent = text;
+  row.append(element);
+  return element;
+}
+
+function renderCompare() {
+  const body = $('#compare-table tbody');
+  body.replaceChildren();
+  for (const kind of KINDS) {
+    const row = document.createElement('tr');
+    cell(row, t(`name.${kind}`), true);
+    for (const column of ['protocol', 'sender', 'latency', 'cost', 'strengths', 'weaknesses']) {
+      cell(row, t(`cmp.${kind}.${column}`));
+    }
+    body.append(row);
+  }
+  renderLive();
+}
+
+function ratio(a, b, digits = 1) {
+  return b > 0 ? (a / b).toFixed(digits) : '–';
+}
+
+function renderLive() {
+  if ($('#view-compare').hidden) return;
+  const stats = connections.model.stats;
+  const body = $('#live-table tbody');
+  body.replaceChildren();
+  for (const kind of KINDS) {
+    const pane = panes[kind];
+    const c = pane.counters;
+    const stream = kind === 'sse' || kind === 'websocket';
+    const server = stats?.transports?.[kind] ?? {};
+    const row = document.createElement('tr');
+    row.dataset.transport = kind;
+    cell(row, t(`name.${kind}`), true);
+    cell(row, String(c.requests));
+    cell(row, stream ? t('meter.na') : String(c.empty));
+    cell(row, formatBytes(c.bytes));
+    cell(row, String(c.messages));
+    cell(row, ratio(c.bytes, c.messages, 0));
+    cell(row, ratio(c.requests, c.messages, 2));
+    const median = pane.median();
+    cell(row, median === null ? '–' : `${median} ms`);
+    for (const key of ['open', 'requests', 'delivered', 'bytes_sent']) {
+      const value = server[key];
+      cell(row, value === undefined ? '–' : key === 'bytes_sent' ? formatBytes(value) : String(value));
+    }
+    body.append(row);
+  }
+  renderServerFigures();
+}
+
+function renderServerFigures() {
+  const hub = connections.model.stats?.hub;
+  const line = $('#hub-line');
+  if (hub) translate(line, 'live.hub', { lastId: hub.last_id, retained: hub.retained });
+  else translate(line, 'live.noStats');
+}
+
+setInterval(renderLive, 1000);
+
+// ---- who is online --------------------------------------------------------
+
+function renderOnline(presence) {
+  const list = $('#online-list');
+  list.replaceChildren();
+  const byClient = new Map();
+  for (const entry of presence?.clients ?? []) {
+    if (!byClient.has(entry.client)) byClient.set(entry.client, { name: entry.name, transports: [] });
+    const person = byClient.get(entry.client);
+    person.name ||= entry.name;
+    person.transports.push(entry.transport);
+  }
+  if (byClient.size === 0) {
+    list.append(translate(document.createElement('li'), 'online.empty'));
+    return;
+  }
+  for (const [id, person] of byClient) {
+    const item = document.createElement('li');
+    item.dataset.client = id;
+    const name = document.createElement('span');
+    name.className = 'online-name';
+    name.textContent = person.name || id;
+    item.append(name);
+    if (id === client) item.append(' ', translate(document.createElement('span'), 'online.you'));
+    const kinds = document.createElement('span');
+    kinds.className = 'online-transports';
+    for (const kind of KINDS.filter((k) => person.transports.includes(k))) {
+      const badge = translate(document.createElement('span'), `name.${kind}`);
+      badge.className = `badge badge-${kind}`;
+      kinds.append(badge);
+    }
+    item.append(kinds);
+    list.append(item);
+  }
+}
+renderOnline(null);
+
+// ---- go -------------------------------------------------------------------
+
+connections.start();

@@ -1,0 +1,241 @@
+// One pane: what one transport has received and what it cost.
+//
+// The pane only draws; the transport (in the leader tab, see connections.js)
+// does the networking. Everything a message carries is put on the page with
+// textContent, never innerHTML: a message "<img src=x onerror=alert(1)>"
+// shows those characters and runs nothing.
+
+import { t, translate } from './i18n.js';
+
+const KEEP_ON_SCREEN = 200;
+const KEEP_LATENCIES = 1000;
+
+export function formatBytes(n) {
+  if (n < 1000) return `${n} B`;
+  if (n < 1_000_000) return `${(n / 1000).toFixed(1)} kB`;
+  return `${(n / 1_000_000).toFixed(2)} MB`;
+}
+
+export class PaneView {
+  /**
+   * @param {HTMLElement} root  a clone of #pane-template
+   * @param {string} kind       short_poll | long_poll | sse | websocket
+   * @param {object} actions    { drop(), toggle(), interval(ms) }
+   * @param {number} openedAt   when this page opened (ms); older messages are not timed
+   */
+  constructor(root, kind, actions, openedAt) {
+    this.root = root;
+    this.kind = kind;
+    this.openedAt = openedAt;
+    this.shown = new Set(); // ids on screen: a follower may see a message in a snapshot and live
+    this.latencies = []; // sorted, for the median
+    this.lastLatency = null;
+    this.newest = 0;
+    this.state = 'disconnected';
+    this.counters = { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0 };
+
+    root.dataset.transport = kind;
+    root.id = `pane-${kind}`;
+    this.list = root.querySelector('.messages');
+    this.wireBody = root.querySelector('.wire-table tbody');
+    const title = root.querySelector('.pane-title');
+    title.id = `pane-title-${kind}`;
+    translate(title, `name.${kind}`);
+    root.setAttribute('aria-labelledby', title.id);
+    this.list.dataset.i18nAttr = 'aria-label:pane.messages';
+    for (const [field, key] of [['how', 'how'], ['good', 'good'], ['cost', 'cost']]) {
+      translate(root.querySelector(`[data-field="${field}"]`), `explain.${kind}.${key}`);
+    }
+    const stream = kind === 'sse' || kind === 'websocket';
+    const bytesKey = stream ? `bytes.${kind}` : 'bytes.fetch';
+    translate(root.querySelector('[data-field="bytes-note"]'), bytesKey);
+    root.querySelector('[data-meter="bytes"]').previousElementSibling.dataset.i18nAttr = `title:${bytesKey}`;
+    if (stream) root.querySelector('[data-meter="empty"]').dataset.i18nAttr = 'title:empty.stream';
+
+    root.querySelector('[data-action="drop"]').addEventListener('click', () => actions.drop());
+    root.querySelector('[data-action="toggle"]').addEventListener('click', () => actions.toggle());
+    if (kind === 'short_poll') {
+      const label = root.querySelector('.interval');
+      label.hidden = false;
+      const input = label.querySelector('input');
+      input.id = 'interval-short_poll';
+      input.addEventListener('input', () => actions.interval(Math.round(Number(input.value) * 1000)));
+    }
+    this.relabel();
+  }
+
+  /** Text that depends on numbers or state, redrawn on a language switch. */
+  relabel() {
+    this.list.setAttribute('aria-label', t('pane.messages', { name: t(`name.${this.kind}`) }));
+    this.renderState();
+    this.renderCounters();
+  }
+
+  setState(state, detail = {}) {
+    const previous = this.state;
+    this.state = state;
+    this.root.dataset.state = state;
+    this.renderState();
+    if (state === 'dropped') {
+      this.notice('notice.dropped', { cursor: detail.cursor ?? '–', seconds: (detail.resumeIn ?? 0) / 1000 });
+    } else if (state === 'connected' && (previous === 'dropped' || previous === 'reconnecting')) {
+      this.notice('notice.resumed', { cursor: detail.cursor ?? '–' });
+    } else if (state === 'reconnecting' && detail.error && previous !== 'reconnecting') {
+      this.notice('notice.error', { error: detail.error, cursor: detail.cursor ?? '–' });
+    }
+  }
+
+  renderState() {
+    translate(this.root.querySelector('[data-field="state"]'), `state.${this.state}`);
+    const toggle = this.root.querySelector('[data-action="toggle"]');
+    translate(toggle, this.state === 'disconnected' ? 'pane.connect' : 'pane.disconnect');
+    this.root.querySelector('[data-action="drop"]').disabled = this.state === 'disconnected';
+  }
+
+  setCursor(cursor) {
+    const element = this.root.querySelector('[data-field="cursor"]');
+    if (cursor === null || cursor === undefined) element.textContent = '';
+    else translate(element, 'pane.cursor', { cursor });
+  }
+
+  setCounters(counters) {
+    this.counters = counters;
+    this.renderCounters();
+  }
+
+  renderCounters() {
+    const c = this.counters;
+    const stream = this.kind === 'sse' || this.kind === 'websocket';
+    this.meter('requests', String(c.requests));
+    this.meter('empty', stream ? t('meter.na') : String(c.empty));
+    this.meter('bytes', formatBytes(c.bytes));
+    this.meter('messages', String(c.messages));
+    this.meter('integrity', `${c.lost} / ${c.duplicates}`);
+    const median = this.median();
+    this.meter('latency', this.lastLatency === null ? '–' : `${this.lastLatency} ms`);
+    this.meter('median', median === null ? '–' : `${median} ms`);
+  }
+
+  meter(name, value) {
+    const element = this.root.querySelector(`[data-meter="${name}"]`);
+    if (element.textContent !== value) element.textContent = value;
+  }
+
+  median() {
+    const n = this.latencies.length;
+    if (n === 0) return null;
+    return n % 2 ? this.latencies[(n - 1) / 2] : Math.round((this.latencies[n / 2 - 1] + this.latencies[n / 2]) / 2);
+  }
+
+  setInterval(ms) {
+    const input = this.root.querySelector('[data-control="interval"]');
+    if (!input) return;
+    input.value = String(ms / 1000);
+    this.root.querySelector('[data-field="interval"]').textContent = `${ms / 1000} s`;
+  }
+
+  /** A message as it arrives: shown once, as text, with its latency. */
+  addMessage(message, live = true) {
+    if (this.shown.has(message.id)) return;
+    this.shown.add(message.id);
+    const sentAt = Date.parse(message.sent_at);
+    let latency = null;
+    if (live && sentAt >= this.openedAt) {
+      latency = Math.max(0, Date.now() - sentAt);
+      this.lastLatency = latency;
+      const i = this.latencies.findIndex((x) => x > latency);
+      this.latencies.splice(i === -1 ? this.latencies.length : i, 0, latency);
+      if (this.latencies.length > KEEP_LATENCIES) this.latencies.splice(Math.floor(Math.random() * this.latencies.length), 1);
+    }
+
+    const item = document.createElement('li');
+    item.className = 'msg';
+    item.dataset.id = String(message.id);
+    const id = document.createElement('span');
+    id.className = 'msg-id';
+    id.textContent = `#${message.id}`;
+    const author = document.createElement('span');
+    author.className = 'msg-author';
+    author.textContent = message.author;
+    const text = document.createElement('span');
+    text.className = 'msg-text';
+    text.textContent = message.text;
+    const meta = document.createElement('span');
+    meta.className = 'msg-meta';
+    const via = translate(document.createElement('span'), 'message.via', { via: message.via });
+    via.className = `msg-via msg-via-${message.via}`;
+    meta.append(via);
+    if (latency !== null) {
+      const lat = translate(document.createElement('span'), 'message.latency', { ms: latency });
+      lat.className = 'lat';
+      meta.append(lat);
+    }
+    item.append(id, author, text, meta);
+    // Usually the newest; a snapshot from another tab may bring older ones late.
+    const later = message.id < this.newest
+      ? [...this.list.querySelectorAll('.msg')].find((li) => Number(li.dataset.id) > message.id)
+      : null;
+    if (later) later.before(item);
+    else this.append(item);
+    this.newest = Math.max(this.newest, message.id);
+    this.renderCounters();
+  }
+
+  /** The server could not honour the cursor: ids may start again from 1. */
+  reset(info) {
+    this.notice('notice.reset', { cursor: info.cursor ?? '–' });
+    this.shown.clear();
+    this.newest = 0;
+  }
+
+  notice(key, params) {
+    const item = translate(document.createElement('li'), key, params);
+    item.className = `notice notice-${key.split('.')[1]}`;
+    this.append(item);
+  }
+
+  append(item) {
+    const list = this.list;
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.append(item);
+    while (list.children.length > KEEP_ON_SCREEN) list.firstElementChild.remove();
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  addWire(entry) {
+    const row = document.createElement('tr');
+    row.className = `wire-${entry.dir}`;
+    const time = new Date(entry.at);
+    const cells = [
+      `${time.toLocaleTimeString('en-GB', { hour12: false })}.${String(time.getMilliseconds()).padStart(3, '0')}`,
+      entry.dir === 'out' ? '→' : '←',
+      entry.size ? formatBytes(entry.size) : '',
+      entry.summary,
+    ];
+    for (const value of cells) {
+      const cell = document.createElement('td');
+      cell.textContent = value;
+      row.append(cell);
+    }
+    this.wireBody.prepend(row);
+    while (this.wireBody.children.length > 100) this.wireBody.lastElementChild.remove();
+  }
+
+  /** Redraw from a model another tab sent (see connections.js). */
+  load(pane) {
+    for (const message of pane.messages) this.addMessage(message, false);
+    this.wireBody.replaceChildren();
+    for (const entry of pane.wire) this.addWire(entry);
+    this.setCursor(pane.cursor);
+    this.setCounters(pane.counters);
+    this.state = pane.state;
+    this.root.dataset.state = pane.state;
+    this.renderState();
+  }
+
+  focus(on) {
+    this.root.classList.toggle('focused', on);
+    this.root.querySelector('.wire').hidden = !on;
+    this.root.querySelector('.explain').hidden = !on;
+  }
+}

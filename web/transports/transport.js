@@ -1,0 +1,184 @@
+// What the four client transports share.
+//
+// Every transport keeps a *cursor*: the id of the last message it delivered.
+// It always asks the server for "everything after the cursor", so a dropped
+// connection resumes exactly where it stopped: nothing lost, nothing twice.
+// When the server cannot honour the cursor (it restarted, or its history moved
+// past us) it says so with a *reset*; we forget the cursor and take what the
+// server sends next, which starts at the oldest message it still holds.
+//
+// The interface, the same for short-poll.js, long-poll.js, sse.js, websocket.js:
+//
+//   connect()        start receiving (does nothing if already started)
+//   disconnect()     stop and stay stopped
+//   drop(ms)         cut the connection as a network fault would; resume after ms
+//   onMessage(fn)    fn(message): every delivery, in id order, once each
+//   onStatus(fn)     fn(state, detail): connecting | connected | reconnecting |
+//                    dropped | disconnected
+//   onReset(fn)      fn({cursor, lastId}): the server could not honour our cursor
+//   onWire(fn)       fn({dir, size, summary}): each request, response, event, frame
+//   onCounters(fn)   fn(counters): the counters changed without any of the above
+//   onError(fn)      fn(text): the server refused a frame we sent (WebSocket only)
+//   counters         { requests, empty, bytes, messages, duplicates, lost }
+//   cursor           id of the last delivered message, or null before the first
+//
+// Ids are assigned by the server 1, 2, 3… with no gaps, so a transport can
+// check itself: a message at or below the cursor is a duplicate, a jump past
+// cursor + 1 means messages were lost. Both should stay at zero.
+
+export const STATES = ['connecting', 'connected', 'reconnecting', 'dropped', 'disconnected'];
+
+export class Transport {
+  /**
+   * @param {object} options
+   * @param {string} options.kind      the server's name for it: short_poll, long_poll, sse, websocket
+   * @param {number|null} [options.cursor]    where to resume from (null: the 50 most recent)
+   * @param {object} [options.counters]       counters to continue from
+   * @param {string} [options.client]         presence id this page chose
+   * @param {string} [options.name]           display name for presence
+   */
+  constructor({ kind, cursor = null, counters = {}, client = '', name = '' }) {
+    this.kind = kind;
+    this.cursor = cursor;
+    this.client = client;
+    this.name = name;
+    this.state = 'disconnected';
+    this.counters = { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0, ...counters };
+    this.listeners = { message: [], status: [], reset: [], wire: [], error: [], counters: [] };
+    this.running = false; // connect() was called and disconnect() was not
+    this.epoch = 0; // bumped on every (re)start, so stale callbacks can tell they are stale
+    this.resumeTimer = null;
+  }
+
+  onMessage(fn) { this.listeners.message.push(fn); }
+  onStatus(fn) { this.listeners.status.push(fn); }
+  onReset(fn) { this.listeners.reset.push(fn); }
+  onWire(fn) { this.listeners.wire.push(fn); }
+  onError(fn) { this.listeners.error.push(fn); }
+  onCounters(fn) { this.listeners.counters.push(fn); }
+  emit(kind, ...args) { for (const fn of this.listeners[kind]) fn(...args); }
+
+  connect() {
+    if (this.running) return;
+    this.running = true;
+    this.restart('connecting');
+  }
+
+  disconnect() {
+    this.running = false;
+    clearTimeout(this.resumeTimer);
+    this.epoch++;
+    this.close();
+    this.setState('disconnected');
+  }
+
+  /** Cut the connection without telling the server, then resume from the cursor. */
+  drop(ms = 2000) {
+    if (!this.running) return;
+    clearTimeout(this.resumeTimer);
+    this.epoch++;
+    this.close();
+    this.setState('dropped', { cursor: this.cursor, resumeIn: ms });
+    this.resumeTimer = setTimeout(() => this.restart('reconnecting'), ms);
+  }
+
+  /** Open again from the cursor (subclasses implement open() and close()). */
+  restart(state) {
+    if (!this.running) return;
+    const epoch = ++this.epoch;
+    this.setState(state, { cursor: this.cursor });
+    this.open(epoch);
+  }
+
+  /** After a failure: try again later, from the cursor. */
+  retryLater(epoch, error, ms = 2000) {
+    if (epoch !== this.epoch || !this.running) return;
+    this.close();
+    this.setState('reconnecting', { cursor: this.cursor, error: String(error?.message ?? error) });
+    this.resumeTimer = setTimeout(() => {
+      if (epoch === this.epoch) this.restart('reconnecting');
+    }, ms);
+  }
+
+  setState(state, detail = {}) {
+    this.state = state;
+    this.emit('status', state, detail);
+  }
+
+  /** The query string every request carries: the cursor and who we are. */
+  query(extra = {}) {
+    const q = new URLSearchParams();
+    if (this.cursor !== null) q.set('since', String(this.cursor));
+    if (this.client) q.set('client', this.client);
+    if (this.name) q.set('name', this.name);
+    for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
+    return q.toString();
+  }
+
+  /** One message handed to the page, guarded by the cursor. */
+  deliver(message) {
+    if (this.cursor !== null && message.id <= this.cursor) {
+      this.counters.duplicates++;
+      this.wire('in', 0, `duplicate id ${message.id} ignored (cursor ${this.cursor})`);
+      return;
+    }
+    if (this.cursor !== null && message.id > this.cursor + 1) this.counters.lost += message.id - this.cursor - 1;
+    this.cursor = message.id;
+    this.counters.messages++;
+    this.emit('message', message);
+  }
+
+  /** The server could not resume from our cursor: forget it, say so. */
+  reset(lastId) {
+    const info = { cursor: this.cursor, lastId };
+    this.cursor = null;
+    this.emit('reset', info);
+  }
+
+  /** A polling answer: {messages, last_id, reset?} — the same body for short and long polls. */
+  receivePage(page) {
+    if (page.reset) this.reset(page.last_id);
+    for (const message of page.messages) this.deliver(message);
+    if (page.messages.length === 0) this.counters.empty++;
+    // last_id is the cursor for the next request (it can be ahead of the last
+    // delivered message when the page was empty or the history was trimmed).
+    if (typeof page.last_id === 'number' && (this.cursor === null || page.last_id > this.cursor)) {
+      this.cursor = page.last_id;
+    }
+    this.emit('counters', this.counters);
+  }
+
+  wire(dir, size, summary) {
+    this.emit('wire', { at: Date.now(), dir, size, summary });
+  }
+}
+
+/** UTF-8 length of a string: what it weighs on the wire. */
+export function byteLength(text) {
+  return new TextEncoder().encode(text).length;
+}
+
+/**
+ * fetch + count: the request, the body's bytes, and the parsed JSON.
+ * Only the body is counted; response headers (a few hundred bytes on every
+ * request, which is much of short polling's cost) are not visible to fetch.
+ */
+export async function fetchJson(transport, url, signal) {
+  transport.counters.requests++;
+  transport.wire('out', 0, `GET ${url}`);
+  const response = await fetch(url, { signal, cache: 'no-store' });
+  const body = await response.arrayBuffer();
+  transport.counters.bytes += body.byteLength;
+  const text = new TextDecoder().decode(body);
+  if (!response.ok) {
+    transport.wire('in', body.byteLength, `${response.status} ${text.slice(0, 80)}`);
+    throw new Error(`HTTP ${response.status}`);
+  }
+  const page = JSON.parse(text);
+  const ids = page.messages.map((m) => m.id);
+  const summary = ids.length
+    ? `${response.status} messages: [${ids.length > 3 ? `${ids[0]}…${ids.at(-1)}` : ids.join(', ')}] last_id: ${page.last_id}`
+    : `${response.status} messages: [] last_id: ${page.last_id}`;
+  transport.wire('in', body.byteLength, page.reset ? `${summary} reset: true` : summary);
+  return page;
+}
