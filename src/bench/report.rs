@@ -92,145 +92,183 @@ impl Results {
         if self.interrupted {
             let _ = writeln!(out, "- **interrupted**: partial results");
         }
-        if !self.fanout.is_empty() {
-            let _ = writeln!(out, "\n## Fan-out\n");
-            fanout_table(&mut out, &self.fanout);
-        }
-        if !self.idle.is_empty() {
-            let _ = writeln!(out, "\n## Idle cost\n");
-            idle_table(&mut out, &self.idle);
-        }
-        if !self.capacity.is_empty() {
-            let _ = writeln!(out, "\n## Capacity\n");
-            capacity_table(&mut out, &self.capacity);
-        }
-        if !self.throughput.is_empty() {
-            let _ = writeln!(out, "\n## Throughput\n");
-            throughput_table(&mut out, &self.throughput);
-        }
-        if !self.notes.is_empty() {
-            let _ = writeln!(out, "\n## Notes\n");
-            for note in &self.notes {
-                let _ = writeln!(out, "- {note}");
-            }
-        }
+        section(&mut out, "Fan-out", &self.fanout, fanout_table);
+        section(&mut out, "Idle cost", &self.idle, idle_table);
+        section(&mut out, "Capacity", &self.capacity, capacity_table);
+        section(&mut out, "Throughput", &self.throughput, throughput_table);
+        section(&mut out, "Notes", &self.notes, notes_list);
         out
     }
 }
 
-fn fanout_table(out: &mut String, rows: &[Row]) {
-    let _ = writeln!(
-        out,
-        "| transport | N | msg/s | delivered / expected | lost | dup | p50 ms | p90 ms | p99 ms | max ms \
-         | requests / msg | bytes / msg | TCP conns | setup bytes / client | server CPU ms / 1000 msgs \
-         | bench CPU ms / 1000 msgs | server RSS / client |"
-    );
-    let _ = writeln!(out, "|{}", "---|".repeat(17));
-    for r in rows {
-        let (requests, bytes_per) = r.per_delivered().unwrap_or((f64::NAN, f64::NAN));
-        let l = r.latency.as_ref();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} / {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            transport_name(r.transport),
-            r.subscribers,
-            fixed(r.achieved_rate, 1),
-            r.delivered,
-            r.expected,
-            if r.is_clean() { "" } else { " **FAIL**" },
-            r.lost,
-            r.duplicated,
-            opt(l.map(|l| l.p50), 2),
-            opt(l.map(|l| l.p90), 2),
-            opt(l.map(|l| l.p99), 2),
-            opt(l.map(|l| l.max), 2),
-            fixed(requests, 2),
-            fixed(bytes_per, 0),
-            r.setup.connections + r.window.connections,
-            fixed(r.setup.bytes as f64 / r.connected.max(1) as f64, 0),
-            opt(
-                r.server.as_ref().and_then(|s| s.cpu_ms_per_1000_deliveries),
-                1
-            ),
-            opt(
-                r.bench_cpu_ms
-                    .filter(|_| r.delivered > 0)
-                    .map(|ms| ms * 1000.0 / r.delivered as f64),
-                1
-            ),
-            r.server
-                .as_ref()
-                .map_or("–".into(), |s| bytes(s.rss_per_client as u64)),
-        );
+/// A `## title` and its table, when there is anything to show.
+fn section<T>(out: &mut String, title: &str, items: &[T], table: fn(&mut String, &[T])) {
+    if !items.is_empty() {
+        let _ = writeln!(out, "\n## {title}\n");
+        table(out, items);
     }
+}
+
+fn notes_list(out: &mut String, notes: &[String]) {
+    for note in notes {
+        let _ = writeln!(out, "- {note}");
+    }
+}
+
+/// A markdown table: the header row, the separator, then one row per item.
+fn table(out: &mut String, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for cells in rows {
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+}
+
+fn fanout_table(out: &mut String, rows: &[Row]) {
+    let header = [
+        "transport",
+        "N",
+        "msg/s",
+        "delivered / expected",
+        "lost",
+        "dup",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "requests / msg",
+        "bytes / msg",
+        "TCP conns",
+        "setup bytes / client",
+        "server CPU ms / 1000 msgs",
+        "bench CPU ms / 1000 msgs",
+        "server RSS / client",
+    ];
+    table(
+        out,
+        &header,
+        rows.iter().map(|r| {
+            let (requests, bytes_per) = r.per_delivered().unwrap_or((f64::NAN, f64::NAN));
+            let l = r.latency.as_ref();
+            let per_1000 = |ms: Option<f64>| {
+                opt(
+                    ms.filter(|_| r.delivered > 0)
+                        .map(|ms| ms * 1000.0 / r.delivered as f64),
+                    1,
+                )
+            };
+            vec![
+                transport_name(r.transport).to_owned(),
+                r.subscribers.to_string(),
+                fixed(r.achieved_rate, 1),
+                format!(
+                    "{} / {}{}",
+                    r.delivered,
+                    r.expected,
+                    if r.is_clean() { "" } else { " **FAIL**" }
+                ),
+                r.lost.to_string(),
+                r.duplicated.to_string(),
+                opt(l.map(|l| l.p50), 2),
+                opt(l.map(|l| l.p90), 2),
+                opt(l.map(|l| l.p99), 2),
+                opt(l.map(|l| l.max), 2),
+                fixed(requests, 2),
+                fixed(bytes_per, 0),
+                (r.setup.connections + r.window.connections).to_string(),
+                fixed(r.setup.bytes as f64 / r.connected.max(1) as f64, 0),
+                per_1000(r.server.as_ref().map(|s| s.cpu_window_ms)),
+                per_1000(r.bench_cpu_ms),
+                rss_per_client(r),
+            ]
+        }),
+    );
 }
 
 fn idle_table(out: &mut String, rows: &[Row]) {
-    let _ = writeln!(
+    let header = [
+        "transport",
+        "N",
+        "seconds",
+        "requests / client / min",
+        "bytes / client / min",
+        "server CPU ms / client / min",
+        "server RSS / client",
+    ];
+    table(
         out,
-        "| transport | N | seconds | requests / client / min | bytes / client / min \
-         | server CPU ms / client / min | server RSS / client |"
-    );
-    let _ = writeln!(out, "|{}", "---|".repeat(7));
-    for r in rows {
-        let cpu = r
-            .server
-            .as_ref()
-            .map(|s| r.per_client_minute(s.cpu_window_ms));
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            transport_name(r.transport),
-            r.connected,
-            fixed(r.window_secs, 0),
-            fixed(r.per_client_minute(r.window.requests as f64), 2),
-            fixed(r.per_client_minute(r.window.bytes as f64), 0),
-            opt(cpu, 3),
-            r.server
+        &header,
+        rows.iter().map(|r| {
+            let cpu = r
+                .server
                 .as_ref()
-                .map_or("–".into(), |s| bytes(s.rss_per_client as u64)),
-        );
-    }
+                .map(|s| r.per_client_minute(s.cpu_window_ms));
+            vec![
+                transport_name(r.transport).to_owned(),
+                r.connected.to_string(),
+                fixed(r.window_secs, 0),
+                fixed(r.per_client_minute(r.window.requests as f64), 2),
+                fixed(r.per_client_minute(r.window.bytes as f64), 0),
+                opt(cpu, 3),
+                rss_per_client(r),
+            ]
+        }),
+    );
 }
 
 fn capacity_table(out: &mut String, results: &[Capacity]) {
-    let _ = writeln!(
+    let header = [
+        "transport",
+        "largest N passing",
+        "p99 there, ms",
+        "budget, ms",
+        "limited by",
+    ];
+    table(
         out,
-        "| transport | largest N passing | p99 there, ms | budget, ms | limited by |"
+        &header,
+        results.iter().map(|c| {
+            vec![
+                transport_name(c.transport).to_owned(),
+                c.largest.map_or("none".into(), |n| n.to_string()),
+                opt(c.p99_ms, 2),
+                fixed(c.budget_ms, 0),
+                c.limited_by.clone(),
+            ]
+        }),
     );
-    let _ = writeln!(out, "|---|---|---|---|---|");
-    for c in results {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            transport_name(c.transport),
-            c.largest.map_or("none".into(), |n| n.to_string()),
-            opt(c.p99_ms, 2),
-            fixed(c.budget_ms, 0),
-            c.limited_by
-        );
-    }
 }
 
 fn throughput_table(out: &mut String, results: &[Throughput]) {
-    let _ = writeln!(
+    let header = [
+        "transport",
+        "subscribers",
+        "highest msg/s without loss",
+        "p99 there, ms",
+        "rates tried",
+        "stopped by",
+    ];
+    table(
         out,
-        "| transport | subscribers | highest msg/s without loss | p99 there, ms | rates tried | stopped by |"
+        &header,
+        results.iter().map(|t| {
+            let tried: Vec<String> = t.steps.iter().map(|s| fixed(s.rate, 0)).collect();
+            vec![
+                transport_name(t.transport).to_owned(),
+                t.subscribers.to_string(),
+                opt(t.best_rate, 0),
+                opt(t.p99_ms, 2),
+                tried.join(", "),
+                t.stopped_by.clone(),
+            ]
+        }),
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
-    for t in results {
-        let tried: Vec<String> = t.steps.iter().map(|s| fixed(s.rate, 0)).collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            transport_name(t.transport),
-            t.subscribers,
-            opt(t.best_rate, 0),
-            opt(t.p99_ms, 2),
-            tried.join(", "),
-            t.stopped_by
-        );
-    }
+}
+
+fn rss_per_client(row: &Row) -> String {
+    row.server
+        .as_ref()
+        .map_or("–".into(), |s| bytes(s.rss_per_client as u64))
 }
 
 fn fixed(value: f64, decimals: usize) -> String {
