@@ -41,6 +41,7 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
             "rate_limited": app.publish_rate.refused(),
             "refused_connections": app.caps.refused(),
             "refused_origins": app.origins.refused(),
+            "stalled_connections": app.stalls.count(),
         },
     }))
 }

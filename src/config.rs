@@ -49,7 +49,7 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
 
     /// Extra origins allowed to open the WebSocket and, through CORS, to call the HTTP
-    /// API from their pages (e.g. https://example.org). Repeatable. Same-origin pages
+    /// API from their pages (e.g. `https://example.org`). Repeatable. Same-origin pages
     /// and non-browser clients (no Origin header) are always allowed.
     #[arg(
         long = "allow-origin",
@@ -82,8 +82,8 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_SSE_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
     pub sse_keep_alive: Duration,
 
-    /// Seconds between WebSocket pings; a client that has not answered (pong, or any
-    /// frame) by the next ping plus --ws-pong-timeout is dropped.
+    /// Seconds between WebSocket pings. A client that sends nothing at all (no pong,
+    /// no frame) within --ws-pong-timeout of a ping is dropped as gone.
     #[arg(long, env = "PUSHLAB_WS_PING", default_value = "25", value_parser = seconds)]
     pub ws_ping: Duration,
 
@@ -91,8 +91,9 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_WS_PONG_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub ws_pong_timeout: Duration,
 
-    /// Seconds a push client may leave a message unread (its socket full) before it is
-    /// closed as too slow (WebSocket close 1013); it can reconnect with its cursor.
+    /// Seconds a WebSocket client may leave a frame unread (its socket full) before it
+    /// is closed as too slow (close 1013); it can reconnect with its cursor. Any
+    /// connection (SSE included) whose socket stays full for twice this is cut.
     #[arg(long, env = "PUSHLAB_SLOW_CLIENT_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub slow_client_timeout: Duration,
 

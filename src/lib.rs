@@ -40,7 +40,8 @@ use crate::presence::Presence;
 use crate::stats::Stats;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
-pub use server::serve;
+use server::Stalls;
+pub use server::{run, serve};
 
 /// Largest request body accepted, and largest WebSocket message (a message is at most
 /// 2000 characters, so this leaves room for any encoding of it).
@@ -61,6 +62,8 @@ pub struct AppState {
     /// Upgraded WebSockets, which outlive their HTTP request: shutdown waits for them
     /// to send their close frame.
     pub sockets: TaskTracker,
+    /// Connections cut because their client stopped reading.
+    pub stalls: Stalls,
 }
 
 impl AppState {
@@ -75,6 +78,7 @@ impl AppState {
             origins: OriginPolicy::new(&config.allow_origins),
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
+            stalls: Stalls::default(),
             config,
         })
     }

@@ -1,12 +1,16 @@
-//! The `pushlab` binary: flags → logging → [`pushlab::serve`] until Ctrl-C or SIGTERM;
-//! or, as `pushlab bench`, the load generator of [`pushlab::bench`].
+//! The `pushlab` binary: flags → logging → open the store → listen → [`pushlab::run`]
+//! until Ctrl-C or SIGTERM; or, as `pushlab bench`, the load generator of
+//! [`pushlab::bench`].
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use pushlab::AppState;
 use pushlab::config::{Config, LogFormat};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 /// `pushlab [flags]` serves; `pushlab bench [options]` measures.
@@ -43,33 +47,28 @@ async fn main() -> anyhow::Result<ExitCode> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let listener = TcpListener::bind(config.addr)
+    // Listen for the signals first, so that one arriving while the store opens still
+    // shuts down gracefully.
+    let shutdown = shutdown_signal()?;
+    let addr = config.addr;
+    let state = AppState::open(config).await?;
+    let listener = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {}", config.addr))?;
+        .with_context(|| format!("cannot listen on {addr}"))?;
     println!("pushlab listening on http://{}", listener.local_addr()?);
-    pushlab::serve(listener, config, shutdown_signal()).await?;
+    pushlab::run(listener, Arc::new(state), shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Completes on Ctrl-C (SIGINT) or SIGTERM; the handlers are installed at once.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }

@@ -177,6 +177,11 @@ impl Collector for Scrape {
                 self.0.caps.refused(),
             ),
             (
+                "pushlab_stalled_connections",
+                "Connections cut because the client stopped reading.",
+                self.0.stalls.count(),
+            ),
+            (
                 "pushlab_refused_origins",
                 "WebSocket handshakes refused for a foreign Origin (HTTP 403).",
                 self.0.origins.refused(),

@@ -19,6 +19,10 @@ use crate::stats::Transport;
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.
 pub const POLLER_GRACE: Duration = Duration::from_secs(35);
 
+/// The most clients listed at once, so that made-up `client` ids cannot grow the
+/// list without bound.
+pub const MAX_SEATS: usize = 10_000;
+
 /// The optional `client` and `name` query parameters every transport accepts.
 #[derive(Debug, Default, Deserialize)]
 pub struct Visitor {
@@ -87,8 +91,15 @@ impl Visitor {
 impl Presence {
     /// A client arrived: a push client stays listed until [`Presence::leave`], a
     /// poller for [`POLLER_GRACE`].
+    /// Past [`MAX_SEATS`] a newcomer is not listed (it is served all the same).
     pub fn arrive(&self, seat: &Seat, name: Option<&str>) {
         let mut seen = self.lock();
+        if !seen.contains_key(seat) && seen.len() >= MAX_SEATS {
+            forget_gone(&mut seen);
+            if seen.len() >= MAX_SEATS {
+                return;
+            }
+        }
         let entry = seen.entry(seat.clone()).or_insert(Seen {
             name: None,
             connections: 0,
@@ -117,9 +128,8 @@ impl Presence {
 
     /// Everyone online now, sorted by name then client.
     pub fn online(&self) -> Vec<Online> {
-        let now = Instant::now();
         let mut seen = self.lock();
-        seen.retain(|_, s| s.connections > 0 || now - s.last < POLLER_GRACE);
+        forget_gone(&mut seen);
         let mut online: Vec<Online> = seen
             .iter()
             .map(|((client, transport), s)| Online {
@@ -135,4 +145,10 @@ impl Presence {
     fn lock(&self) -> MutexGuard<'_, HashMap<Seat, Seen>> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Drops pollers not seen for [`POLLER_GRACE`].
+fn forget_gone(seen: &mut HashMap<Seat, Seen>) {
+    let now = Instant::now();
+    seen.retain(|_, s| s.connections > 0 || now - s.last < POLLER_GRACE);
 }

@@ -1,18 +1,27 @@
 //! Accepting connections and shutting down, with the timeouts a public server needs.
 //!
 //! `axum::serve` would do for a demo, but it sets no timer, so a client could take
-//! forever to send its request headers (slowloris). This loop is axum's, with hyper's
-//! header-read timeout switched on, the client's address attached to each request (for
-//! the per-IP limits), and a bounded graceful shutdown:
+//! forever to send its request headers (slowloris). This loop is axum's, with:
 //!
-//! 1. stop accepting;
-//! 2. cancel [`AppState::shutdown`]: held long polls answer at once, SSE streams end,
-//!    WebSockets send close 1001 ("going away");
-//! 3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
+//! - HTTP/1.1 only (what browsers speak to a plain-HTTP server, and what WebSocket
+//!   upgrades need), with hyper's header-read timeout switched on;
+//! - a write deadline on every socket (`WriteDeadline`): a client that stops reading
+//!   until its socket is full is disconnected, so a stalled SSE stream or WebSocket
+//!   cannot hold its connection, task and buffers forever;
+//! - the client's address attached to each request, for the per-IP limits;
+//! - a bounded graceful shutdown:
+//!   1. stop accepting;
+//!   2. cancel [`AppState::shutdown`]: held long polls answer at once, SSE streams end,
+//!      WebSockets send close 1001 ("going away");
+//!   3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -23,29 +32,42 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
 use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::{AppState, app};
 
-/// Opens the store (an error if it cannot be reached), serves until `shutdown`
-/// completes, then shuts down gracefully and returns.
+/// The address of the client that sent a request (set by [`run`]).
+pub type ClientAddr = ConnectInfo<SocketAddr>;
+
+/// Opens the store, then serves until `shutdown` completes; see [`run`].
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let grace = config.shutdown_grace;
-    let mut builder = Builder::new(TokioExecutor::new());
+) -> io::Result<()> {
+    let state = AppState::open(config).await.map_err(io::Error::other)?;
+    run(listener, Arc::new(state), shutdown).await
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then shuts down
+/// gracefully and returns.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let config = &state.config;
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout);
-    let state = AppState::open(config)
-        .await
-        .map_err(std::io::Error::other)?;
-    let state = Arc::new(state);
+    let write_deadline = config.slow_client_timeout * 2;
+    let grace = config.shutdown_grace;
     let app = app(state.clone());
     let connections = GracefulShutdown::new();
 
@@ -70,8 +92,9 @@ pub async fn serve(
                 request.extensions_mut().insert(ConnectInfo(remote));
                 request.map(Body::new)
             });
+        let io = WriteDeadline::new(stream, write_deadline, state.clone());
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
         let connection = connections.watch(connection);
         tokio::spawn(async move {
@@ -94,5 +117,98 @@ pub async fn serve(
     Ok(())
 }
 
-/// The address of the client that sent a request (set by [`serve`]).
-pub type ClientAddr = ConnectInfo<SocketAddr>;
+/// Connections cut because the client stopped reading (see `WriteDeadline`).
+#[derive(Debug, Default)]
+pub struct Stalls(AtomicU64);
+
+impl Stalls {
+    pub fn count(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A socket whose writes may not stay blocked longer than `limit`. A write blocks when
+/// the client's receive window is full: it stopped reading. After `limit` without any
+/// progress the write fails and hyper drops the connection. It is the backstop for
+/// every connection; the WebSocket notices a stuck client earlier, after
+/// `--slow-client-timeout`, to try to say why (close 1013).
+struct WriteDeadline {
+    io: TcpStream,
+    limit: Duration,
+    /// Running while a write is blocked.
+    blocked: Option<Pin<Box<Sleep>>>,
+    state: Arc<AppState>,
+}
+
+impl WriteDeadline {
+    fn new(io: TcpStream, limit: Duration, state: Arc<AppState>) -> Self {
+        Self {
+            io,
+            limit,
+            blocked: None,
+            state,
+        }
+    }
+
+    /// Called with the inner write's result: progress clears the deadline, a blocked
+    /// write starts it, and a deadline that passes turns into an error.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.blocked = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let deadline = self
+            .blocked
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        ready!(deadline.as_mut().poll(cx));
+        self.state.stalls.0.fetch_add(1, Relaxed);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading",
+        )))
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}

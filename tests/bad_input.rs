@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, WsClient};
+use common::{Server, SseClient, WsClient, within};
 use futures::SinkExt;
 use serde_json::{Value, json};
 
@@ -162,6 +162,27 @@ async fn a_plain_get_on_the_websocket_endpoint_explains_itself() {
     let (status, body) = server.get_json("/api/ws").await;
     assert_eq!(status, 400);
     assert!(error_text(&body).contains("WebSocket"), "{body}");
+}
+
+#[tokio::test]
+async fn the_largest_cursor_is_a_reset_not_a_crash() {
+    let server = Server::start().await;
+    server.post("alice", "one").await;
+    let max = u64::MAX;
+    for path in [
+        format!("/api/messages?since={max}"),
+        format!("/api/messages/long-poll?since={max}"),
+    ] {
+        let (status, body) = server.get_json(&path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(body["reset"], true, "{path}");
+    }
+    let mut sse = SseClient::connect(&server, "", Some(&max.to_string())).await;
+    let _retry = sse.next_event().await;
+    let reset = within("the reset", sse.next_event()).await.unwrap();
+    assert_eq!(reset.event.as_deref(), Some("reset"));
+    let mut ws = WsClient::connect(&server, &format!("?since={max}")).await;
+    assert_eq!(ws.next_frame().await.unwrap()["type"], "reset");
 }
 
 #[tokio::test]

@@ -70,12 +70,16 @@ async fn json_logs_carry_one_structured_line_per_request() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    let base = first
-        .trim()
-        .strip_prefix("pushlab listening on ")
-        .unwrap()
-        .to_owned();
+    // Log lines (opening the store) may come before the URL.
+    let base = within("the listening line", async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("stdout ended");
+            if let Some(url) = line.trim().strip_prefix("pushlab listening on ") {
+                return url.to_owned();
+            }
+        }
+    })
+    .await;
     let status = reqwest::get(format!("{base}/healthz"))
         .await
         .unwrap()

@@ -128,6 +128,18 @@ impl Hub {
         self.view.page(cursor, limit)
     }
 
+    /// On an instance that follows a shared log, a cursor ahead of it is most likely
+    /// lag (the client came from a faster instance), not a restart: wait, at most the
+    /// view's grace, for this instance to catch up before reading, so that a poller
+    /// gets no needless reset. Returns at once for a single instance.
+    pub async fn settle(&self, cursor: Cursor) {
+        if let Cursor::After(id) = cursor
+            && id > self.view.bounds().newest
+        {
+            self.view.reach(id, self.view.ahead_grace()).await;
+        }
+    }
+
     /// Everything after `cursor` from history, then live messages as they are
     /// published: no gap and no duplicate at the seam.
     pub fn subscribe(&self, cursor: Cursor) -> Subscription {

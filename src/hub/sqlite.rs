@@ -18,6 +18,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -32,6 +33,8 @@ use crate::message::{Draft, Message};
 const MAX_BATCH: usize = 256;
 /// Drafts waiting for the writer before publishers wait for room.
 const QUEUE: usize = 1024;
+/// How long a publisher waits for its message to be committed.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Handle to the writer thread; dropping it lets the thread finish the queue and end.
 pub struct SqliteStore {
@@ -81,11 +84,24 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let (done, stored) = oneshot::channel();
             let gone = || StoreError::new(&self.name, "the writer has stopped");
-            self.writes
-                .send(Write { draft, done })
+            let write = async {
+                self.writes
+                    .send(Write { draft, done })
+                    .await
+                    .map_err(|_| gone())?;
+                stored.await.map_err(|_| gone())?
+            };
+            // A stalled disk must not pile up publishers without bound: they get a 503.
+            // (A write that lands after this still lands; the client may then see its
+            // message after a retry too.)
+            tokio::time::timeout(PUBLISH_TIMEOUT, write)
                 .await
-                .map_err(|_| gone())?;
-            stored.await.map_err(|_| gone())?
+                .map_err(|_| {
+                    StoreError::new(
+                        &self.name,
+                        format_args!("no commit within {PUBLISH_TIMEOUT:?}"),
+                    )
+                })?
         })
     }
 }

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
 
 use super::{Cursor, Entry, Page, View};
 
@@ -50,8 +51,8 @@ pub struct Subscription {
     /// newer than the backlog, so the next message can only come from the live channel.
     caught_up: bool,
     /// A cursor ahead of a view that follows a shared log: read history after it once
-    /// the view has caught up with it, or the view's grace has passed.
-    ahead: Option<u64>,
+    /// the view has caught up with it, or at this deadline (the view's grace).
+    ahead: Option<(u64, Instant)>,
 }
 
 impl Subscription {
@@ -74,7 +75,8 @@ impl Subscription {
                 if id > subscription.view.bounds().newest
                     && !subscription.view.ahead_grace().is_zero() =>
             {
-                subscription.ahead = Some(id);
+                let deadline = Instant::now() + subscription.view.ahead_grace();
+                subscription.ahead = Some((id, deadline));
             }
             _ => subscription.catch_up(cursor),
         }
@@ -84,9 +86,10 @@ impl Subscription {
     /// The next delivery, waiting for a publish if needed. `None` once the hub is gone.
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
-            if let Some(id) = self.ahead {
-                // Cancel-safe: dropped while waiting, the next call waits again.
-                self.view.reach(id, self.view.ahead_grace()).await;
+            if let Some((id, deadline)) = self.ahead {
+                // Cancel-safe: dropped while waiting, the next call waits for the rest.
+                let patience = deadline.saturating_duration_since(Instant::now());
+                self.view.reach(id, patience).await;
                 self.ahead = None;
                 self.catch_up(Cursor::After(id));
                 continue;

@@ -311,6 +311,15 @@ mod properties {
                 match delivery {
                     Delivery::Reset { last_id } => {
                         prop_assert!(*last_id <= newest);
+                        // A reset skips forward past what was lost, never back over
+                        // what was delivered; only a first delivery, for a cursor
+                        // ahead of the hub, may restart lower.
+                        if last.is_some() {
+                            prop_assert!(
+                                Some(last_id + 1) > expected_next,
+                                "a reset that does not move forward"
+                            );
+                        }
                         expected_next = Some(last_id + 1);
                         last = Some(*last_id);
                     }

@@ -129,7 +129,7 @@ impl View {
             }
             // A cursor the view can continue from: nothing between it and the history
             // was forgotten, and it is not ahead of the newest id.
-            Cursor::After(id) if id + 1 >= oldest && id <= newest => {
+            Cursor::After(id) if id >= oldest - 1 && id <= newest => {
                 (history.after(id, limit), false)
             }
             Cursor::After(_) => (history.after(oldest - 1, limit), true),

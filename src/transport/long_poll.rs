@@ -48,8 +48,9 @@ pub async fn long_poll(
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
-    let attendance = Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip())?;
+    let mut attendance = Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip())?;
     let deadline = Instant::now() + hold;
+    app.hub.settle(cursor).await;
     loop {
         // Register for the next publish before looking, so none slips between the two.
         let published = app.hub.next_publish();
@@ -60,7 +61,7 @@ pub async fn long_poll(
         // Answer at once with news, with a reset (a cursor ahead of the hub is never
         // held), or when the client asked not to wait.
         if !page.entries.is_empty() || page.reset || hold.is_zero() {
-            return Ok(short_poll::answer(attendance.counters(), page));
+            return Ok(short_poll::answer(&mut attendance, cursor, page));
         }
         // Nothing yet. From here on "new" means newer than what the hub holds now
         // (this matters for a client that sent no cursor).
@@ -70,7 +71,7 @@ pub async fn long_poll(
             () = sleep_until(deadline) => {}
             () = app.shutdown.cancelled() => {}
         }
-        return Ok(short_poll::answer(attendance.counters(), page));
+        return Ok(short_poll::answer(&mut attendance, cursor, page));
     }
 }
 

@@ -19,8 +19,11 @@ pub mod websocket;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::AppState;
 use crate::error::ApiError;
+use crate::hub::Entry;
 use crate::presence::{Seat, Visitor};
 use crate::stats::{Counters, Transport};
 
@@ -32,6 +35,9 @@ pub struct Attendance {
     transport: Transport,
     seat: Option<Seat>,
     ip: IpAddr,
+    /// Messages published before this are history the client asked for, not news:
+    /// their delivery is not timed. See [`Attendance::following`].
+    news_since: DateTime<Utc>,
 }
 
 impl Attendance {
@@ -58,12 +64,35 @@ impl Attendance {
             transport,
             seat,
             ip,
+            news_since: Utc::now(),
         })
     }
 
     /// This transport's counters.
     pub fn counters(&self) -> &Counters {
         self.app.stats.of(self.transport)
+    }
+
+    /// A poller that sends a cursor has been following the chat all along: what it
+    /// receives is news to it, however long ago it was published, because that wait
+    /// is exactly what polling costs.
+    pub fn following(&mut self) {
+        self.news_since = DateTime::<Utc>::MIN_UTC;
+    }
+
+    /// Counts `entries` going out in `bytes` of payload. Only news counts towards
+    /// delivery latency (by default, messages published after the client arrived):
+    /// the age of history a client asked for says nothing about the transport.
+    pub fn sent<'a>(&self, entries: impl IntoIterator<Item = &'a Arc<Entry>>, bytes: usize) {
+        let counters = self.counters();
+        let mut messages = 0;
+        for entry in entries {
+            messages += 1;
+            if entry.message.sent_at >= self.news_since {
+                counters.latency.observe(entry.message.sent_at);
+            }
+        }
+        counters.sent(messages, bytes);
     }
 }
 

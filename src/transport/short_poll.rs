@@ -29,7 +29,7 @@ use super::cursor::CursorParams;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::hub::Page;
+use crate::hub::{Cursor, Page};
 use crate::presence::Visitor;
 use crate::server::ClientAddr;
 use crate::stats::{Counters, Transport};
@@ -42,8 +42,9 @@ pub async fn poll(
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let (cursor, limit) = (params.cursor()?, params.limit()?);
-    let attendance = Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip())?;
-    Ok(answer(attendance.counters(), app.hub.page(cursor, limit)))
+    let mut attendance = Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip())?;
+    app.hub.settle(cursor).await;
+    Ok(answer(&mut attendance, cursor, app.hub.page(cursor, limit)))
 }
 
 /// The JSON body of a poll answer; the long poll answers the same way.
@@ -56,7 +57,11 @@ struct PollAnswer<'a> {
 }
 
 /// Turns a page of the history into the poll answer, and counts what it sends.
-pub fn answer(counters: &Counters, page: Page) -> Response {
+pub fn answer(attendance: &mut Attendance, cursor: Cursor, page: Page) -> Response {
+    if matches!(cursor, Cursor::After(_)) && !page.reset {
+        attendance.following();
+    }
+    let counters = attendance.counters();
     let body = PollAnswer {
         messages: page.entries.iter().map(|e| &*e.json).collect(),
         last_id: page.last_id,
@@ -69,10 +74,7 @@ pub fn answer(counters: &Counters, page: Page) -> Response {
     if page.reset {
         Counters::add(&counters.resets, 1);
     }
-    counters.sent(page.entries.len() as u64, body.len());
-    for entry in &page.entries {
-        counters.latency.observe(entry.message.sent_at);
-    }
+    attendance.sent(&page.entries, body.len());
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,

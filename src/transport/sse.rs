@@ -94,7 +94,7 @@ fn stream_from(
     let deliveries = stream::unfold(
         (attendance, subscription),
         |(attendance, mut subscription)| async move {
-            let event = encode(attendance.counters(), subscription.next().await?);
+            let event = encode(&attendance, subscription.next().await?);
             Some((Ok(event), (attendance, subscription)))
         },
     );
@@ -103,19 +103,18 @@ fn stream_from(
 
 /// A message becomes `id` + `event: message` + `data: <JSON>`; a reset becomes
 /// `event: reset`, with the new cursor as its id so that a reconnect resumes from it.
-fn encode(counters: &Counters, delivery: Delivery) -> Event {
+fn encode(attendance: &Attendance, delivery: Delivery) -> Event {
     match delivery {
         Delivery::Message(entry) => {
             let data = entry.json.get();
-            counters.sent(1, data.len());
-            counters.latency.observe(entry.message.sent_at);
+            attendance.sent([&entry], data.len());
             Event::default()
                 .id(entry.id().to_string())
                 .event("message")
                 .data(data)
         }
         Delivery::Reset { last_id } => {
-            Counters::add(&counters.resets, 1);
+            Counters::add(&attendance.counters().resets, 1);
             Event::default()
                 .id(last_id.to_string())
                 .event("reset")

@@ -40,6 +40,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::Attendance;
 use super::cursor::CursorParams;
@@ -63,8 +64,8 @@ enum ClientFrame {
 enum FromReader {
     /// Write this frame (an error reply, or a close).
     Write(Message),
-    /// The client answered a ping.
-    Pong,
+    /// A frame arrived (a pong, or anything else): the client is alive.
+    Heard,
 }
 
 /// `GET /api/ws?since=ID`: checks the page's origin, then upgrades.
@@ -80,10 +81,15 @@ pub async fn upgrade(
     app.origins.check(&headers)?;
     let cursor = params.cursor()?;
     let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip())?;
+    // Taken before the upgrade completes, so that a shutdown in between still waits
+    // for this socket's close frame.
+    let tracked = app.sockets.token();
     Ok(ws
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)
-        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, client.ip())))
+        .on_upgrade(move |socket| {
+            connection(socket, app, attendance, cursor, client.ip(), tracked)
+        }))
 }
 
 /// One client's connection, from upgrade to close.
@@ -93,8 +99,8 @@ async fn connection(
     attendance: Attendance,
     cursor: Cursor,
     ip: IpAddr,
+    _tracked: TaskTrackerToken, // shutdown waits for the close frame while this lives
 ) {
-    let _tracked = app.sockets.token(); // shutdown waits for the close frame
     let config = &app.config;
     let (mut sink, stream) = socket.split();
     let mut subscription = app.hub.subscribe(cursor);
@@ -107,12 +113,12 @@ async fn connection(
     loop {
         let frame = tokio::select! {
             delivery = subscription.next() => match delivery {
-                Some(delivery) => encode(attendance.counters(), delivery),
+                Some(delivery) => encode(&attendance, delivery),
                 None => break,
             },
             from = from_reader.recv() => match from {
                 Some(FromReader::Write(frame)) => frame,
-                Some(FromReader::Pong) => {
+                Some(FromReader::Heard) => {
                     pong_due = None;
                     continue;
                 }
@@ -151,13 +157,13 @@ async fn read_frames(
     to_writer: mpsc::Sender<FromReader>,
 ) {
     while let Some(frame) = stream.next().await {
+        // Any frame proves the client is there; if the writer is busy, it will hear
+        // from the next one.
+        let _ = to_writer.try_send(FromReader::Heard);
         let outcome = match frame {
             Ok(Message::Text(text)) => publish(&app, ip, &text).await,
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
-            Ok(Message::Pong(_)) => {
-                let _ = to_writer.send(FromReader::Pong).await;
-                Ok(())
-            }
+            Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
             Ok(Message::Close(_)) => break,
             Err(error) => {
@@ -191,16 +197,15 @@ async fn publish(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
 }
 
 /// A delivery as a text frame.
-fn encode(counters: &Counters, delivery: Delivery) -> Message {
+fn encode(attendance: &Attendance, delivery: Delivery) -> Message {
     let frame = match delivery {
         Delivery::Message(entry) => {
             let frame = format!(r#"{{"type":"message","message":{}}}"#, entry.json.get());
-            counters.sent(1, frame.len());
-            counters.latency.observe(entry.message.sent_at);
+            attendance.sent([&entry], frame.len());
             frame
         }
         Delivery::Reset { last_id } => {
-            Counters::add(&counters.resets, 1);
+            Counters::add(&attendance.counters().resets, 1);
             json!({ "type": "reset", "last_id": last_id }).to_string()
         }
     };

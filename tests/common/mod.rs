@@ -135,7 +135,8 @@ impl SseEvent {
 /// A minimal `text/event-stream` reader over a streamed reqwest body.
 pub struct SseClient {
     pub response_headers: reqwest::header::HeaderMap,
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    /// The body's chunks; an error ends it.
+    body: futures::stream::BoxStream<'static, bytes::Bytes>,
     /// Bytes read but not yet parsed; a chunk may end inside a UTF-8 character.
     buffer: Vec<u8>,
     /// Comment lines (keep-alives) seen so far.
@@ -150,9 +151,41 @@ impl SseClient {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
+        Self::reading(
+            response.headers().clone(),
+            response
+                .bytes_stream()
+                .scan((), |(), chunk| async { chunk.ok() })
+                .boxed(),
+        )
+    }
+
+    /// Opens the stream over a socket of the caller's (see [`tiny_buffer_socket`]).
+    pub async fn connect_over(stream: tokio::net::TcpStream, query: &str) -> Self {
+        use http_body_util::BodyExt;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::get(format!("/api/events{query}"))
+            .header("host", "pushlab")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let headers = response.headers().clone();
+        let body = http_body_util::BodyStream::new(response.into_body().map_err(drop))
+            .scan((), |(), frame| async { frame.ok() })
+            .filter_map(|frame| async move { frame.into_data().ok() });
+        Self::reading(headers, body.boxed())
+    }
+
+    fn reading(
+        response_headers: reqwest::header::HeaderMap,
+        body: futures::stream::BoxStream<'static, bytes::Bytes>,
+    ) -> Self {
         Self {
-            response_headers: response.headers().clone(),
-            body: response.bytes_stream().boxed(),
+            response_headers,
+            body,
             buffer: Vec::new(),
             comments: 0,
         }
@@ -189,8 +222,8 @@ impl SseClient {
                 continue;
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
-                _ => return None,
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None => return None,
             }
         }
     }
@@ -218,6 +251,15 @@ pub struct WsClient {
 }
 
 impl WsClient {
+    /// Connects over a socket of the caller's (see [`tiny_buffer_socket`]).
+    pub async fn connect_over(server: &Server, stream: tokio::net::TcpStream, query: &str) -> Self {
+        let url = format!("ws://{}/api/ws{query}", server.addr);
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let handshake = tokio_tungstenite::client_async(url, stream);
+        let (socket, _) = within("the WebSocket handshake", handshake).await.unwrap();
+        Self { socket }
+    }
+
     pub async fn connect(server: &Server, query: &str) -> Self {
         let url = format!("ws://{}/api/ws{query}", server.addr);
         let (socket, _) = within(
@@ -345,10 +387,20 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    // Checks at a modest pace, so that waiting does not load the machine it waits on.
+    let mut pace = tokio::time::interval(Duration::from_millis(5));
     within(what, async {
         while !condition().await {
-            tokio::task::yield_now().await;
+            pace.tick().await;
         }
     })
     .await;
+}
+
+/// A connection to `addr` whose receive buffer is a few KiB (and not auto-tuned), so
+/// that a client that stops reading fills the server's socket buffers quickly.
+pub async fn tiny_buffer_socket(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
 }
