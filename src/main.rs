@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
-/// `pushlab [flags]` serves; `pushlab bench [options]` measures.
+/// One chat served through short polling, long polling, Server-Sent Events and WebSocket
+/// at once, to see and measure how a server pushes to a browser. `pushlab [flags]`
+/// serves it; `pushlab bench` measures the four.
 #[derive(Parser)]
 #[command(name = "pushlab", version, args_conflicts_with_subcommands = true)]
 struct Cli {
