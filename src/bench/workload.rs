@@ -134,39 +134,18 @@ pub async fn capacity(
         };
     let passes =
         |row: &Row| row.is_clean() && row.latency.as_ref().is_some_and(|l| l.p99 <= budget_ms);
-    let known = fanout
+    // Every size tried so far: whether it passed, its p99, and why it failed if it did.
+    let mut tried: Vec<Tried> = fanout
         .iter()
-        .filter(|r| r.transport == transport && r.rate == search.rate && !r.interrupted);
-    let mut best: Option<&Row> = None;
-    let mut failed: Option<&Row> = None;
-    for row in known {
-        if passes(row) {
-            best = best
-                .filter(|b| b.subscribers >= row.subscribers)
-                .or(Some(row));
-        }
-    }
-    for row in fanout
-        .iter()
-        .filter(|r| r.transport == transport && !passes(r))
-    {
-        let above_best = row.subscribers > best.map_or(0, |b| b.subscribers);
-        if above_best && failed.is_none_or(|f| row.subscribers < f.subscribers) {
-            failed = Some(row);
-        }
-    }
-    let mut largest = best.map(|r| (r.subscribers, r.latency.as_ref().map(|l| l.p99)));
-    let mut failed_at = failed.map(|r| (r.subscribers, why_failed(r, budget_ms)));
+        .filter(|r| r.transport == transport && r.rate == search.rate && !r.interrupted)
+        .map(|r| Tried::of(r, passes(r), budget_ms))
+        .collect();
     let mut probes = Vec::new();
     let max = bench.limit.max_clients;
     for _ in 0..search.probes {
-        let low = largest.map_or(0, |(n, _)| n);
-        let next = match &failed_at {
-            None if low >= max => break,
-            None => (low * 2).max(1000).min(max),
-            // Stop once the gap is within 10 %: more precision is noise on one machine.
-            Some((high, _)) if high - low <= (low / 10).max(1) => break,
-            Some((high, _)) => (low + high) / 2,
+        let (largest, failed) = bracket(&tried);
+        let Some(next) = next_probe(largest, failed, max) else {
+            break;
         };
         if bench.stop.is_cancelled() {
             break;
@@ -184,16 +163,14 @@ pub async fn capacity(
         if row.interrupted {
             break;
         }
-        if passes(&row) {
-            largest = Some((next, row.latency.as_ref().map(|l| l.p99)));
-        } else {
-            failed_at = Some((next, why_failed(&row, budget_ms)));
-        }
+        tried.push(Tried::of(&row, passes(&row), budget_ms));
         probes.push(row);
     }
-    let limited_by = match (&failed_at, largest) {
-        (Some((n, why)), _) => format!("at N={n}: {why}"),
-        (None, Some((n, _))) if n >= max => format!(
+    let (largest, failed) = bracket(&tried);
+    let at = |n: Option<usize>| n.and_then(|n| tried.iter().find(|t| t.n == n));
+    let limited_by = match (at(failed), largest) {
+        (Some(t), _) => format!("at N={}: {}", t.n, t.why),
+        (None, Some(n)) if n >= max => format!(
             "the open-files limit ({} descriptors per process) before any failure",
             bench.limit.open_files
         ),
@@ -202,12 +179,59 @@ pub async fn capacity(
     Ok(Capacity {
         transport,
         budget_ms,
-        largest: largest.map(|(n, _)| n),
-        p99_ms: largest.and_then(|(_, p99)| p99),
-        failed_at: failed_at.map(|(n, _)| n),
+        largest,
+        p99_ms: at(largest).and_then(|t| t.p99),
+        failed_at: failed,
         limited_by,
         probes,
     })
+}
+
+/// One size the capacity search knows about.
+struct Tried {
+    n: usize,
+    passed: bool,
+    p99: Option<f64>,
+    why: String,
+}
+
+impl Tried {
+    fn of(row: &Row, passed: bool, budget_ms: f64) -> Self {
+        Self {
+            n: row.subscribers,
+            passed,
+            p99: row.latency.as_ref().map(|l| l.p99),
+            why: if passed {
+                String::new()
+            } else {
+                why_failed(row, budget_ms)
+            },
+        }
+    }
+}
+
+/// The largest size that passed, and the smallest above it that failed.
+fn bracket(tried: &[Tried]) -> (Option<usize>, Option<usize>) {
+    let largest = tried.iter().filter(|t| t.passed).map(|t| t.n).max();
+    let failed = tried
+        .iter()
+        .filter(|t| !t.passed && t.n > largest.unwrap_or(0))
+        .map(|t| t.n)
+        .min();
+    (largest, failed)
+}
+
+/// The next size to try, or `None` when the search is done: double (from at least
+/// 1 000) until something fails or the open-files limit is reached, then halve the gap
+/// until it is within 10 % (more precision is noise on one machine).
+fn next_probe(largest: Option<usize>, failed: Option<usize>, max: usize) -> Option<usize> {
+    let low = largest.unwrap_or(0);
+    match failed {
+        None if low >= max => None,
+        None => Some((low * 2).max(1000).min(max)),
+        Some(high) if high - low <= (low / 10).max(1) => None,
+        Some(high) => Some((low + high) / 2),
+    }
 }
 
 /// In words, why a row did not pass.
@@ -324,5 +348,53 @@ fn cores_used(row: &Row) -> String {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ),
         _ => "the server's CPU was not read".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tried(n: usize, passed: bool) -> Tried {
+        Tried {
+            n,
+            passed,
+            p99: None,
+            why: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_bracket_is_the_largest_pass_and_the_smallest_failure_above_it() {
+        assert_eq!(bracket(&[]), (None, None));
+        let known = [
+            tried(10, true),
+            tried(100, true),
+            tried(1000, false),
+            tried(10_000, false),
+        ];
+        assert_eq!(bracket(&known), (Some(100), Some(1000)));
+        // A noisy failure below a pass does not count against the larger pass.
+        let noisy = [tried(100, false), tried(1000, true), tried(10_000, false)];
+        assert_eq!(bracket(&noisy), (Some(1000), Some(10_000)));
+    }
+
+    #[test]
+    fn probes_double_until_a_failure_then_halve_the_gap() {
+        assert_eq!(next_probe(None, None, 20_000), Some(1000));
+        assert_eq!(next_probe(Some(10_000), None, 20_000), Some(20_000));
+        assert_eq!(next_probe(Some(15_000), None, 19_936), Some(19_936));
+        assert_eq!(
+            next_probe(Some(19_936), None, 19_936),
+            None,
+            "at the fd limit"
+        );
+        assert_eq!(next_probe(Some(1000), Some(10_000), 20_000), Some(5500));
+        assert_eq!(next_probe(None, Some(1000), 20_000), Some(500));
+        assert_eq!(
+            next_probe(Some(5000), Some(5400), 20_000),
+            None,
+            "within 10 %"
+        );
     }
 }
