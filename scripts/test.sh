@@ -33,6 +33,9 @@ else
   cargo test --locked
 fi
 
+step "smoke bench (every transport, every message exactly once)"
+cargo run --locked --quiet --bin pushlab -- bench --smoke
+
 if [ -f e2e/package.json ]; then
   step "browser tests (Chromium via playwright-core)"
   cargo build --locked --bin pushlab

@@ -6,6 +6,7 @@
 //! HTTP; the transports know nothing of storage.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -1,19 +1,48 @@
 //! The `pushlab` binary: flags → logging → open the store → listen → [`pushlab::run`]
-//! until Ctrl-C or SIGTERM.
+//! until Ctrl-C or SIGTERM; or, as `pushlab bench`, the load generator of
+//! [`pushlab::bench`].
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pushlab::AppState;
 use pushlab::config::{Config, LogFormat};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
+/// One chat served through short polling, long polling, Server-Sent Events and WebSocket
+/// at once, to see and measure how a server pushes to a browser. `pushlab [flags]`
+/// serves it; `pushlab bench` measures the four.
+#[derive(Parser)]
+#[command(name = "pushlab", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure the four transports with real clients on this machine (docs/comparison.md).
+    Bench(pushlab::bench::BenchArgs),
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command {
+        let clean = pushlab::bench::run(args).await?;
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let config = cli.serve;
     let filter = EnvFilter::try_new(&config.log).context("invalid --log filter")?;
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match config.log_format {
@@ -30,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     println!("pushlab listening on http://{}", listener.local_addr()?);
     pushlab::run(listener, Arc::new(state), shutdown).await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM; the handlers are installed at once.

@@ -1,0 +1,92 @@
+//! The bench measured against the real server: its clients speak each transport, and
+//! its accounting matches what was published, connection for connection.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use pushlab::bench::measure::{Bench, Spec};
+use pushlab::bench::open_files;
+use pushlab::bench::server::{SPAWN_ARGS, Target};
+use pushlab::config::Config;
+use pushlab::stats::Transport;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const ALL: [Transport; 4] = [
+    Transport::ShortPoll,
+    Transport::LongPoll,
+    Transport::Sse,
+    Transport::Websocket,
+];
+
+async fn start_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // As the bench runs its own servers: on loopback, with the limits off.
+    let config = Config::parse_from(std::iter::once("pushlab").chain(SPAWN_ARGS));
+    tokio::spawn(pushlab::serve(listener, config, std::future::pending()));
+    addr
+}
+
+fn bench_against(addr: SocketAddr, stop: CancellationToken) -> Bench {
+    let target = Target::running(&format!("http://{addr}"), None).unwrap();
+    Bench::new(
+        target,
+        open_files::raise(),
+        Duration::from_millis(50),
+        8,
+        stop,
+    )
+}
+
+fn spec(transport: Transport) -> Spec {
+    Spec {
+        transport,
+        subscribers: 5,
+        messages: 4,
+        rate: 40.0,
+        publishers: 1,
+        idle: Duration::ZERO,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_delivers_every_message_once_on_one_connection_per_client() {
+    let bench = bench_against(start_server().await, CancellationToken::new());
+    for transport in ALL {
+        let row = bench.row(&spec(transport)).await.unwrap();
+        assert!(row.is_clean(), "{transport:?}: {row:?}");
+        assert_eq!((row.expected, row.delivered), (20, 20), "{transport:?}");
+        // Keep-alive: pollers too use one TCP connection per client for the whole run.
+        let connections = row.setup.connections + row.window.connections;
+        assert_eq!(connections, 5, "{transport:?}");
+        let latency = row.latency.expect("latencies of 20 deliveries");
+        assert!(latency.p50 <= latency.p99 && latency.p99 <= latency.max);
+        if transport.is_push() {
+            assert_eq!(row.setup.requests, 5, "one stream or upgrade per client");
+            assert_eq!(row.window.requests, 0, "no request per message");
+        } else {
+            assert!(
+                row.window.requests >= 5,
+                "{transport:?} polls during the window"
+            );
+        }
+        assert!(row.window.bytes > 0);
+        assert!(row.server.is_none(), "no pid given: no /proc figures");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_bench_returns_at_once_with_the_row_marked_interrupted() {
+    let stop = CancellationToken::new();
+    let bench = bench_against(start_server().await, stop.clone());
+    stop.cancel();
+    let mut slow = spec(Transport::Sse);
+    slow.rate = 0.1; // 40 s of publishing, were it not stopped
+    let row = tokio::time::timeout(Duration::from_secs(10), bench.row(&slow))
+        .await
+        .expect("a stopped row ends promptly")
+        .unwrap();
+    assert!(row.interrupted);
+}
