@@ -105,6 +105,25 @@ export function launchBrowser() {
  * Open the page; record dialogs (which should never appear) and script errors.
  * page.dialogs and page.errors are arrays the tests can check.
  */
+/**
+ * The usual set-up of a test file: a server started with `args`, Chromium, and the
+ * page opened in a fresh context (English unless `contextOptions` say otherwise).
+ * Returns { server, browser, page }; pass it to closeApp() when done.
+ */
+export async function openApp({ args = [], contextOptions = {} } = {}) {
+  const server = await startServer(args);
+  const browser = await launchBrowser();
+  const context = await browser.newContext({ locale: 'en-US', ...contextOptions });
+  const page = await openPage(context, server.base);
+  return { server, browser, page };
+}
+
+/** Closes what openApp() (or a test's own set-up) opened; safe on partial set-ups. */
+export async function closeApp({ server, browser } = {}) {
+  await browser?.close();
+  await server?.stop();
+}
+
 export async function openPage(context, base, hash = '') {
   const page = await context.newPage();
   page.dialogs = [];

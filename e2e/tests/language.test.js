@@ -6,7 +6,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { KINDS, launchBrowser, openPage, pane, repo, startServer, waitAllConnected } from '../lib/harness.js';
+import {
+  KINDS, closeApp, launchBrowser, openPage, pane, repo, startServer, waitAllConnected,
+} from '../lib/harness.js';
 
 const { dictionary, initialLanguage } = await import(pathToFileURL(path.join(repo, 'web/i18n.js')).href);
 
@@ -53,10 +55,7 @@ describe('the language toggle', () => {
     browser = await launchBrowser();
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  after(() => closeApp({ server, browser }));
 
   it('switches every piece of the page’s text to Chinese and back', async () => {
     const page = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);

@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  KINDS, idsIn, launchBrowser, meter, openPage, pane, startServer, unique, waitAllConnected,
-  waitMessageEverywhere,
+  KINDS, closeApp, idsIn, meter, openApp, pane, startServer, unique, waitAllConnected, waitMessageEverywhere,
 } from '../lib/harness.js';
 
 async function cursorOf(page, kind) {
@@ -28,19 +27,14 @@ describe('drop connection', () => {
   let page;
 
   before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-    page = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
+    ({ server, browser, page } = await openApp());
     await waitAllConnected(page);
     // Something to resume after, so every pane has a cursor.
     const first = await server.post('setup', 'before any drop');
     await waitMessageEverywhere(page, first.id);
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  after(() => closeApp({ server, browser }));
 
   for (const kind of KINDS) {
     it(`${kind}: resumes from its cursor and receives every message posted while dropped, once`, async () => {
@@ -87,18 +81,13 @@ describe('a cursor the server cannot honour', () => {
   let page;
 
   before(async () => {
-    server = await startServer(['--history', '3']);
-    browser = await launchBrowser();
-    page = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
+    ({ server, browser, page } = await openApp({ args: ['--history', '3'] }));
     await waitAllConnected(page);
     const first = await server.post('setup', 'the cursor');
     await waitMessageEverywhere(page, first.id);
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  after(() => closeApp({ server, browser }));
 
   it('shows a visible reset notice in each pane and carries on from the oldest retained message', async () => {
     for (const kind of KINDS) await pane(page, kind).locator('[data-action="drop"]').click();
@@ -132,16 +121,11 @@ describe('a server restart', () => {
   let page;
 
   before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-    page = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
+    ({ server, browser, page } = await openApp());
     await waitAllConnected(page);
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  after(() => closeApp({ server, browser }));
 
   it('makes every pane reconnect, say that its cursor was reset, and go on with the new server', async () => {
     for (let i = 0; i < 3; i++) await server.post('before', unique(`before restart ${i}`));

@@ -5,8 +5,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  KINDS, idsIn, launchBrowser, meter, openPage, pane, repo, startServer, unique,
-  waitAllConnected, waitMessageEverywhere, waitTextEverywhere,
+  KINDS, closeApp, idsIn, meter, openApp, pane, repo, unique, waitAllConnected, waitMessageEverywhere, waitTextEverywhere,
 } from '../lib/harness.js';
 
 describe('side by side', () => {
@@ -15,16 +14,10 @@ describe('side by side', () => {
   let page;
 
   before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: 'en-US' });
-    page = await openPage(context, server.base);
+    ({ server, browser, page } = await openApp({ contextOptions: { viewport: { width: 1600, height: 1000 } } }));
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  after(() => closeApp({ server, browser }));
 
   it('brings all four panes to "connected"', async () => {
     await waitAllConnected(page);

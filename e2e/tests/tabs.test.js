@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  KINDS, launchBrowser, meter, openPage, startServer, unique, waitAllConnected, waitMessageEverywhere, waitTextEverywhere,
+  KINDS, closeApp, launchBrowser, meter, openPage, startServer, unique, waitAllConnected, waitMessageEverywhere, waitTextEverywhere,
 } from '../lib/harness.js';
 
 const roleOf = (page) => page.getAttribute('#role', 'data-role');
@@ -25,10 +25,7 @@ describe('three tabs at once', () => {
     for (let i = 0; i < 3; i++) pages.push(await openPage(context, server.base));
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  after(() => closeApp({ server, browser }));
 
   it('connects every pane in every tab, with exactly one tab holding the connections', async () => {
     for (const page of pages) await waitAllConnected(page);

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { KINDS, launchBrowser, openPage, pane, startServer, waitAllConnected } from '../lib/harness.js';
+import { KINDS, closeApp, openApp, openPage, pane, waitAllConnected } from '../lib/harness.js';
 
 describe('views', () => {
   let server;
@@ -11,16 +11,11 @@ describe('views', () => {
   let page;
 
   before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-    page = await openPage(await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-US' }), server.base);
+    ({ server, browser, page } = await openApp({ contextOptions: { viewport: { width: 1400, height: 900 } } }));
     await waitAllConnected(page);
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  after(() => closeApp({ server, browser }));
 
   it('moves between views with the arrow keys, showing one transport large with its wire log and explanation', async () => {
     await page.focus('#tab-side');
