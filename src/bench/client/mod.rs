@@ -50,7 +50,10 @@ pub struct Run {
     pub epoch: Instant,
     /// The subscribers' sockets (the publisher counts its own elsewhere).
     pub wire: Arc<Wire>,
-    /// HTTP requests the subscribers sent (a WebSocket upgrade counts as one).
+    /// HTTP requests the subscribers sent (a WebSocket upgrade counts as one), each
+    /// counted when its answer arrives. A stream's request (SSE, WebSocket) is counted
+    /// inside the connect step, before [`Run::connected`] ticks, so that the bench's
+    /// split into set-up and window sees it in set-up however the tasks are scheduled.
     pub requests: AtomicU64,
     /// Subscribers that are connected, or have given up trying.
     pub connected: Countdown,

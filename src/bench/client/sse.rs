@@ -19,6 +19,8 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
         let mut http = HttpConnection::open(run.server, index, &run.wire).await?;
         let path = format!("/api/events?since={}", run.since);
         let response = http.send(Method::GET, &path, None).await?;
+        // Counted before the subscriber counts as connected (see `Run::requests`).
+        run.count_request();
         if response.status() != StatusCode::OK {
             bail!("the event stream answered {}", response.status());
         }
@@ -26,7 +28,6 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
     };
     // The connection is kept with the body, though no other request will use it.
     let (_http, mut body) = connect_gated(run, open).await?;
-    run.count_request();
     let mut parser = EventParser::default();
     loop {
         let frame = tokio::select! {

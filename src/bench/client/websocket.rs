@@ -34,10 +34,11 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
         let config = WebSocketConfig::default().read_buffer_size(4096);
         let (socket, _) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        // Counted before the subscriber counts as connected (see `Run::requests`).
+        run.count_request();
         anyhow::Ok(socket)
     };
     let mut socket = connect_gated(run, open).await?;
-    run.count_request();
     loop {
         let frame = tokio::select! {
             () = run.stop.cancelled() => return Ok(()),
