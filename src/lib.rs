@@ -16,6 +16,7 @@ pub mod message;
 pub mod metrics;
 pub mod origin;
 pub mod presence;
+pub mod request_log;
 pub mod server;
 pub mod stats;
 pub mod transport;
@@ -25,18 +26,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::routing::{any, get};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::config::Config;
 use crate::hub::{Hub, StoreError};
 use crate::limits::{ConnectionCaps, PublishRate};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
+use crate::request_log::RequestLogLayer;
 use crate::stats::Stats;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
@@ -88,9 +89,10 @@ impl AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
-    let body_timeout = state.config.body_timeout;
+    // Only a POST has a body to wait for; the timer would cost every GET a wrapper.
+    let publish = api::publish.layer(RequestBodyTimeoutLayer::new(state.config.body_timeout));
     let api = Router::new()
-        .route("/api/messages", get(short_poll::poll).post(api::publish))
+        .route("/api/messages", get(short_poll::poll).post(publish))
         .route("/api/messages/long-poll", get(long_poll::long_poll))
         .route("/api/events", get(sse::events))
         .route("/api/ws", get(websocket::upgrade))
@@ -106,13 +108,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         Some(cors) => api.layer(cors),
         None => api,
     };
+    // Pollers ask again and again: their answers are logged at debug, not info.
+    let routine = &["/api/messages", "/api/messages/long-poll"];
     api.fallback_service(web)
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(
-            // One line per request at info level: with `--log-format json`, the
-            // structured request log.
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        .layer(RequestLogLayer::routine(routine))
 }
