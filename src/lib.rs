@@ -65,6 +65,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Connections cut because their client stopped reading.
     pub stalls: Stalls,
+    /// Writes each message to every idle WebSocket in one pass.
+    pub fanout: websocket::Fanout,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
+            fanout: websocket::Fanout::default(),
             config,
         })
     }

@@ -1,0 +1,439 @@
+//! The fast path of WebSocket fan-out: one task writes each message to every idle
+//! socket, the way a C server's event loop would.
+//!
+//! `websocket.rs` gives each client a task that waits for the next message and writes
+//! it: easy to follow, and what to read to learn WebSocket. Its price shows with
+//! thousands of clients: every message wakes thousands of tasks, each of which does
+//! the same bookkeeping before its one `write`, and only the `write` had to happen per
+//! client.
+//!
+//! So a connection that has caught up and has nothing of its own to say *lends* its
+//! socket here ([`Fanout::lend`]). This task takes each message once, its frame
+//! encoded once, and writes it to every lent socket in turn without ever waiting on
+//! one. Messages that arrive while it writes go out together in its next pass: one
+//! `write` per socket per pass, at most [`PASS_BYTES`]. A socket goes back to its
+//! connection, which carries on the plain way, when:
+//!
+//! - it cannot take a whole pass at once (its client reads slowly): with what it did
+//!   not take, which its connection writes first, under `--slow-client-timeout`;
+//! - its connection asks for it back ([`Loan::recall`]) to write something of its own:
+//!   a ping, an error reply, a close;
+//! - this task fell so far behind the hub that the messages it missed are no longer
+//!   held: each connection then sorts out its own cursor (a reset).
+//!
+//! Every socket carries its cursor through all this: it is lent with the id of the last
+//! message written to it, receives only newer ones, and comes back with the id of the
+//! last one written (or left to its connection to write). So nothing is lost,
+//! repeated or reordered however the socket moves between the two paths, and the
+//! counters, the latency histogram and the slow-client close count every delivery
+//! either way.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock, Weak};
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::MessageFrame;
+use super::socket::{Outbound, TrySend};
+use crate::AppState;
+use crate::hub::{Cursor, Delivery, Entry, Subscription};
+use crate::metrics::unix_nanos_now;
+use crate::stats::Counters;
+
+/// The most bytes of frames written to a socket in one pass. Bounds what a slow
+/// client's connection may be left holding, and how long one pass keeps the others
+/// waiting.
+pub const PASS_BYTES: usize = 64 * 1024;
+
+/// Sockets written between two clock reads for the latency histogram: the time
+/// recorded for a delivery is at most this many writes late.
+const STAMP_EVERY: usize = 64;
+
+/// The handle every connection lends its socket through; the task starts with the
+/// first loan.
+#[derive(Default)]
+pub struct Fanout {
+    commands: OnceLock<mpsc::UnboundedSender<Command>>,
+    next_key: AtomicU64,
+}
+
+enum Command {
+    Lend(Slot),
+    Recall(u64),
+}
+
+/// A socket back from the fan-out.
+pub struct Returned {
+    pub socket: Outbound,
+    /// Every message up to this id has been written to it, or is left in it to write.
+    pub last_id: u64,
+}
+
+/// A lent socket, from its connection's side.
+pub struct Loan {
+    key: u64,
+    back: oneshot::Receiver<Returned>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Fanout {
+    /// Lends `socket`, to which every message up to `last_id` has been written.
+    pub fn lend(&self, app: &Arc<AppState>, socket: Outbound, last_id: u64) -> Loan {
+        let commands = self.commands.get_or_init(|| start(app));
+        let key = self.next_key.fetch_add(1, Relaxed);
+        let (to_connection, back) = oneshot::channel();
+        let slot = Slot {
+            key,
+            socket,
+            last_id,
+            back: to_connection,
+        };
+        // The task runs as long as the state does; if it were gone, `back` would
+        // report it at once.
+        let _ = commands.send(Command::Lend(slot));
+        Loan {
+            key,
+            back,
+            commands: commands.clone(),
+        }
+    }
+}
+
+impl Loan {
+    /// Completes when the socket comes back; `None` only if the fan-out is gone.
+    pub async fn returned(&mut self) -> Option<Returned> {
+        (&mut self.back).await.ok()
+    }
+
+    /// Asks for the socket back: [`Loan::returned`] completes soon after.
+    pub fn recall(&self) {
+        let _ = self.commands.send(Command::Recall(self.key));
+    }
+}
+
+impl Drop for Loan {
+    /// A connection that ends with its socket lent takes it back, so that it closes.
+    fn drop(&mut self) {
+        if self.back.try_recv().is_err() {
+            self.recall();
+        }
+    }
+}
+
+/// A lent socket, from the task's side.
+struct Slot {
+    key: u64,
+    socket: Outbound,
+    /// Every message up to this id has been written to it.
+    last_id: u64,
+    back: oneshot::Sender<Returned>,
+}
+
+fn start(app: &Arc<AppState>) -> mpsc::UnboundedSender<Command> {
+    let (commands, inbox) = mpsc::unbounded_channel();
+    // Its own subscription, from now on: sockets lent later than a message it has
+    // passed are behind it, and are sent back to catch up (see `lend`).
+    let newest = app.hub.bounds().newest;
+    let subscription = app.hub.subscribe(Cursor::After(newest));
+    let pump = Pump {
+        app: Arc::downgrade(app),
+        sockets: Vec::new(),
+        index: HashMap::default(),
+        last_id: newest,
+    };
+    // Tokio lets a task do only so much I/O per turn before it makes it yield (its
+    // "budget"): past that, every write would report a full socket. Writing to every
+    // socket in one turn is this task's whole point, so it runs without that budget,
+    // and yields after each pass instead.
+    tokio::spawn(tokio::task::unconstrained(pump.run(subscription, inbox)));
+    commands
+}
+
+struct Pump {
+    /// For the counters; the task does not keep the server's state alive.
+    app: Weak<AppState>,
+    sockets: Vec<Slot>,
+    /// Where each key's slot is in `sockets`.
+    index: HashMap<u64, usize, foldhash::fast::RandomState>,
+    /// Every message up to this id has been written to every lent socket.
+    last_id: u64,
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut subscription: Subscription,
+        mut inbox: mpsc::UnboundedReceiver<Command>,
+    ) {
+        loop {
+            tokio::select! {
+                // Loans and recalls first, so that a recall is never stuck behind a burst.
+                biased;
+                command = inbox.recv() => match command {
+                    Some(Command::Lend(slot)) => self.lend(slot),
+                    Some(Command::Recall(key)) => self.recall(key),
+                    None => return,
+                },
+                delivery = subscription.next() => match delivery {
+                    Some(delivery) => self.deliver(delivery, &mut subscription),
+                    None => return,
+                },
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn lend(&mut self, slot: Slot) {
+        if slot.last_id < self.last_id {
+            // Behind this task: it must catch up by itself first.
+            return give_back(slot);
+        }
+        self.index.insert(slot.key, self.sockets.len());
+        self.sockets.push(slot);
+    }
+
+    fn recall(&mut self, key: u64) {
+        if let Some(at) = self.index.remove(&key) {
+            let slot = self.remove(at);
+            give_back(slot);
+        }
+    }
+
+    fn remove(&mut self, at: usize) -> Slot {
+        let slot = self.sockets.swap_remove(at);
+        if let Some(moved) = self.sockets.get(at) {
+            self.index.insert(moved.key, at);
+        }
+        slot
+    }
+
+    /// Writes `first` and whatever else is already waiting, up to [`PASS_BYTES`].
+    fn deliver(&mut self, first: Delivery, subscription: &mut Subscription) {
+        let mut pass = Pass::default();
+        let mut next = Some(first);
+        while let Some(delivery) = next.take() {
+            match delivery {
+                Delivery::Message(entry) => pass.add(entry),
+                Delivery::Reset { last_id } => {
+                    // This task lost messages: everyone goes back to sort it out.
+                    self.write(&pass);
+                    pass = Pass::default();
+                    for slot in std::mem::take(&mut self.sockets) {
+                        give_back(slot);
+                    }
+                    self.index.clear();
+                    self.last_id = last_id;
+                }
+            }
+            if pass.bytes.len() < PASS_BYTES {
+                next = subscription.next().now_or_never().flatten();
+            }
+        }
+        self.write(&pass);
+    }
+
+    /// Writes the pass to every socket, each from its own cursor.
+    fn write(&mut self, pass: &Pass) {
+        let (Some(first), Some(last)) = (pass.entries.first(), pass.entries.last()) else {
+            return;
+        };
+        let (first_id, last_id) = (first.id(), last.id());
+        let bytes = pass.bytes.clone().freeze();
+        let app = self.app.upgrade();
+        let counters = app
+            .as_ref()
+            .map(|app| app.stats.of(crate::stats::Transport::Websocket));
+        // Per message of the pass, how many sockets got it since the last clock read.
+        let mut tally = Tally::new(pass.entries.len());
+        let mut at = 0;
+        while at < self.sockets.len() {
+            let slot = &mut self.sockets[at];
+            if slot.last_id >= last_id {
+                at += 1;
+                continue;
+            }
+            // Ids in a pass are consecutive: the first new one is an index away.
+            let skip = slot.last_id.saturating_sub(first_id - 1) as usize;
+            let from = pass.ends[skip] - pass.entries[skip].encoded::<MessageFrame>().len();
+            let sent = slot.socket.try_send(bytes.slice(from..));
+            tally.got(skip, bytes.len() - from);
+            slot.last_id = last_id;
+            if sent == TrySend::Sent {
+                at += 1;
+            } else {
+                // Full: what it did not take stays with it, for its connection to
+                // write. Failed: its connection finds out at its next write or read.
+                let key = slot.key;
+                self.index.remove(&key);
+                let slot = self.remove(at);
+                give_back(slot);
+            }
+            if tally.sockets == STAMP_EVERY {
+                tally.record(&pass.entries, counters);
+            }
+        }
+        tally.record(&pass.entries, counters);
+        self.last_id = last_id;
+    }
+}
+
+fn give_back(slot: Slot) {
+    let returned = Returned {
+        socket: slot.socket,
+        last_id: slot.last_id,
+    };
+    // A connection that is gone no longer waits: the socket then closes here.
+    let _ = slot.back.send(returned);
+}
+
+/// Messages written in one pass: their frames end to end, as one buffer.
+#[derive(Default)]
+struct Pass {
+    entries: Vec<Arc<Entry>>,
+    bytes: BytesMut,
+    /// Where each message's frame ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Pass {
+    fn add(&mut self, entry: Arc<Entry>) {
+        self.bytes
+            .extend_from_slice(entry.encoded::<MessageFrame>());
+        self.ends.push(self.bytes.len());
+        self.entries.push(entry);
+    }
+}
+
+/// Deliveries counted between two clock reads.
+struct Tally {
+    /// How many sockets started at each message of the pass (and so got it and every
+    /// later one).
+    starts: Vec<u64>,
+    sockets: usize,
+    bytes: usize,
+}
+
+impl Tally {
+    fn new(messages: usize) -> Self {
+        Self {
+            starts: vec![0; messages],
+            sockets: 0,
+            bytes: 0,
+        }
+    }
+
+    fn got(&mut self, first: usize, bytes: usize) {
+        self.starts[first] += 1;
+        self.sockets += 1;
+        self.bytes += bytes;
+    }
+
+    /// Counts what was written since the last call, as delivered now.
+    fn record(&mut self, entries: &[Arc<Entry>], counters: Option<&Counters>) {
+        if self.sockets == 0 {
+            return;
+        }
+        if let Some(counters) = counters {
+            let now = unix_nanos_now();
+            let mut got = 0;
+            let mut delivered = 0;
+            for (entry, starts) in entries.iter().zip(&self.starts) {
+                got += starts;
+                delivered += got;
+                if got > 0 {
+                    counters
+                        .latency
+                        .observe_many(entry.message.sent_at, now, got);
+                }
+            }
+            counters.sent(delivered, self.bytes);
+        }
+        self.starts.fill(0);
+        self.sockets = 0;
+        self.bytes = 0;
+    }
+}
+
+/// Where a connection's deliveries are written from: its own subscription and socket,
+/// or, while it has caught up and has nothing of its own to write, the fan-out.
+pub struct Writer {
+    state: State,
+}
+
+enum State {
+    Own {
+        socket: Outbound,
+        subscription: Subscription,
+    },
+    Lent(Loan),
+    /// Only while moving between the two.
+    Moving,
+}
+
+impl Writer {
+    pub fn new(socket: Outbound, subscription: Subscription) -> Self {
+        Self {
+            state: State::Own {
+                socket,
+                subscription,
+            },
+        }
+    }
+
+    /// The next frames for the connection to write itself: a delivery (from `encode`),
+    /// or nothing but what the fan-out left unsent. While there are none, the socket is
+    /// lent to the fan-out, which writes deliveries meanwhile, and this waits until it
+    /// comes back. `None` once the hub is gone. Cancel-safe.
+    pub async fn next(
+        &mut self,
+        app: &Arc<AppState>,
+        encode: impl FnOnce(Delivery) -> Bytes,
+    ) -> Option<Bytes> {
+        loop {
+            match &mut self.state {
+                State::Own { socket, .. } if !socket.is_idle() => return Some(Bytes::new()),
+                State::Own { subscription, .. } => {
+                    let Some(last_id) = subscription.idle() else {
+                        return subscription.next().await.map(encode);
+                    };
+                    let State::Own { socket, .. } =
+                        std::mem::replace(&mut self.state, State::Moving)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    self.state = State::Lent(app.fanout.lend(app, socket, last_id));
+                }
+                State::Lent(loan) => {
+                    let returned = loan.returned().await?;
+                    self.take_back(app, returned);
+                }
+                State::Moving => return None,
+            }
+        }
+    }
+
+    /// The socket, to write to; called back from the fan-out if it was lent. `None`
+    /// only if the fan-out is gone.
+    pub async fn socket(&mut self, app: &Arc<AppState>) -> Option<&mut Outbound> {
+        if let State::Lent(loan) = &mut self.state {
+            loan.recall();
+            let returned = loan.returned().await?;
+            self.take_back(app, returned);
+        }
+        match &mut self.state {
+            State::Own { socket, .. } => Some(socket),
+            State::Lent(_) | State::Moving => None,
+        }
+    }
+
+    /// The connection carries on from where the fan-out left its socket.
+    fn take_back(&mut self, app: &AppState, returned: Returned) {
+        self.state = State::Own {
+            socket: returned.socket,
+            subscription: app.hub.subscribe(Cursor::After(returned.last_id)),
+        };
+    }
+}
