@@ -12,7 +12,8 @@
 //! event: message
 //! data: {"id":42,"author":"alice","text":"hi",…}
 //!
-//! : keep-alive            (a comment every 15 s, --sse-keep-alive, so proxies see life)
+//! : keep-alive            (a comment when 15 s passed silent, --sse-keep-alive, so
+//!                          proxies see life)
 //! ```
 //!
 //! The browser's `EventSource` parses this, and when the connection drops it
@@ -21,34 +22,57 @@
 //! the "3 s" folk wisdom attaches to SSE: it is a reconnection delay, not a delivery
 //! delay; events arrive as soon as they are written.
 //!
+//! The stream is written here as the text above, byte for byte: each message's event
+//! is made once and the same bytes go to every client.
+//!
 //! Cost: one open connection (a socket and a task) per client and a few bytes of
 //! framing per message; client-to-server messages need a separate request (here a
 //! `POST /api/messages`). Gain: real-time push over plain HTTP, automatic resume, and
 //! text you can read with `curl -N`.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
-use serde_json::json;
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Attendance;
 use super::cursor::{CursorParams, cursor_from};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::hub::{Cursor, Delivery};
+use crate::hub::{Cursor, Delivery, Encoding, Entry, Subscription};
 use crate::presence::Visitor;
 use crate::server::ClientAddr;
 use crate::stats::{Counters, Transport};
 
 /// The reconnection delay suggested to `EventSource`.
 pub const RETRY: Duration = Duration::from_secs(3);
+
+/// A comment: `EventSource` ignores it, a proxy sees the stream is alive.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// A message as an event: `id`, `event: message` and its JSON as `data`. Made once
+/// per message; every stream sends the same bytes.
+pub struct MessageEvent;
+
+impl Encoding for MessageEvent {
+    const SLOT: usize = 1;
+
+    fn encode(entry: &Entry) -> Bytes {
+        // The JSON is on one line: serde escapes the newlines inside strings.
+        let data = entry.json.get();
+        format!("id: {}\nevent: message\ndata: {data}\n\n", entry.id()).into()
+    }
+}
 
 /// `GET /api/events?since=ID`: the stream of events.
 pub async fn events(
@@ -60,14 +84,17 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &params)?;
     let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;
-    let events =
-        stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
-    let keep_alive = KeepAlive::new()
-        .interval(app.config.sse_keep_alive)
-        .text("keep-alive");
-    let sse = Sse::new(events).keep_alive(keep_alive);
-    // nginx buffers responses unless told not to; this header tells it.
-    Ok(([("x-accel-buffering", "no")], sse).into_response())
+    let events = Body::from_stream(stream_from(&app, attendance, cursor));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // nginx buffers responses unless told not to; this header tells it.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        events,
+    )
+        .into_response())
 }
 
 /// `Last-Event-ID`, which a reconnecting browser sends, wins over `since`.
@@ -83,42 +110,78 @@ fn resume_point(headers: &HeaderMap, params: &CursorParams) -> Result<Cursor, Ap
     }
 }
 
-/// A `retry:` hint, then one event per delivery.
+/// What a stream needs between two events.
+struct Events {
+    attendance: Attendance,
+    subscription: Subscription,
+    /// Ticks every half keep-alive interval; a tick after a silent half sends a
+    /// comment, so a stream is never silent for a whole interval. Cheaper than a timer
+    /// pushed back at every event.
+    ticks: Interval,
+    silent: bool,
+    /// Kept from event to event (so pinned, in a box), so that it keeps its place in
+    /// the shutdown's queue instead of joining it again at every event.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+/// A `retry:` hint, then one event per delivery (and a comment when the stream is
+/// quiet), until the server shuts down.
 fn stream_from(
     app: &AppState,
     attendance: Attendance,
     cursor: Cursor,
-) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
-    let subscription = app.hub.subscribe(cursor);
-    let retry = Event::default().retry(RETRY);
-    let deliveries = stream::unfold(
-        (attendance, subscription),
-        |(attendance, mut subscription)| async move {
-            let event = encode(&attendance, subscription.next().await?);
-            Some((Ok(event), (attendance, subscription)))
-        },
-    );
-    stream::once(async { Ok(retry) }).chain(deliveries)
+) -> impl Stream<Item = Result<Bytes, Infallible>> + use<> {
+    let half = app.config.sse_keep_alive / 2;
+    let mut ticks = interval_at(Instant::now() + half, half);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let events = Events {
+        subscription: app.hub.subscribe(cursor),
+        attendance,
+        ticks,
+        silent: true,
+        shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
+    };
+    let retry = format!("retry: {}\n\n", RETRY.as_millis());
+    let deliveries = stream::unfold(events, |mut events| async move {
+        let bytes = events.next().await?;
+        Some((Ok(bytes), events))
+    });
+    stream::once(async { Ok(retry.into()) }).chain(deliveries)
+}
+
+impl Events {
+    /// The next bytes to write; `None` when the stream ends.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            tokio::select! {
+                biased;
+                delivery = self.subscription.next() => {
+                    self.silent = false;
+                    return delivery.map(|delivery| encode(&self.attendance, delivery));
+                }
+                _ = self.ticks.tick() => {
+                    if std::mem::replace(&mut self.silent, true) {
+                        return Some(Bytes::from_static(KEEP_ALIVE));
+                    }
+                }
+                () = self.shutdown.as_mut() => return None,
+            }
+        }
+    }
 }
 
 /// A message becomes `id` + `event: message` + `data: <JSON>`; a reset becomes
 /// `event: reset`, with the new cursor as its id so that a reconnect resumes from it.
-fn encode(attendance: &Attendance, delivery: Delivery) -> Event {
+fn encode(attendance: &Attendance, delivery: Delivery) -> Bytes {
     match delivery {
         Delivery::Message(entry) => {
-            let data = entry.json.get();
-            attendance.sent([&entry], data.len());
-            Event::default()
-                .id(entry.id().to_string())
-                .event("message")
-                .data(data)
+            attendance.sent([&entry], entry.json.get().len());
+            entry.encoded::<MessageEvent>().clone()
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            Event::default()
-                .id(last_id.to_string())
-                .event("reset")
-                .data(json!({ "last_id": last_id }).to_string())
+            let data = format!(r#"{{"last_id":{last_id}}}"#);
+            format!("id: {last_id}\nevent: reset\ndata: {data}\n\n").into()
         }
     }
 }
