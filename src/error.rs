@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,8 +26,6 @@ pub enum ApiError {
     /// The body was not JSON, not the right JSON, too large, or not labelled as JSON.
     #[error("{}", .0.body_text())]
     Json(#[from] JsonRejection),
-    #[error("{}", .0.body_text())]
-    Query(#[from] QueryRejection),
     /// A plain request to the WebSocket endpoint.
     #[error("{}; this endpoint speaks WebSocket: connect with a WebSocket client", .0.body_text())]
     NotWebSocket(#[from] WebSocketUpgradeRejection),
@@ -59,7 +57,7 @@ pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::Query(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Json(rejection) if body_timed_out(rejection) => StatusCode::REQUEST_TIMEOUT,
             Self::Json(rejection) => rejection.status(),

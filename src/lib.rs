@@ -30,6 +30,7 @@ use axum::handler::Handler;
 use axum::routing::{any, get};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::Layer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::config::Config;
@@ -37,7 +38,7 @@ use crate::hub::{Hub, StoreError};
 use crate::limits::{ConnectionCaps, PublishRate};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
-use crate::request_log::RequestLogLayer;
+use crate::request_log::{RequestLog, RequestLogLayer};
 use crate::stats::Stats;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
@@ -88,12 +89,15 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API and the page.
-pub fn app(state: Arc<AppState>) -> Router {
+/// The whole HTTP API and the page, with its request log.
+pub fn app(state: Arc<AppState>) -> RequestLog<Router> {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
-    // Only a POST has a body to wait for; the timer would cost every GET a wrapper.
-    let publish = api::publish.layer(RequestBodyTimeoutLayer::new(state.config.body_timeout));
+    // Only a POST has a body to read: its limit and timer are its own, not a wrapper
+    // around every other request.
+    let publish = api::publish
+        .layer(RequestBodyTimeoutLayer::new(state.config.body_timeout))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let api = Router::new()
         .route("/api/messages", get(short_poll::poll).post(publish))
         .route("/api/messages/long-poll", get(long_poll::long_poll))
@@ -105,14 +109,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),
         None => api,
     };
-    // Pollers ask again and again: their answers are logged at debug, not info.
+    // Pollers ask again and again: their answers are logged at debug, not info. The
+    // log wraps the whole router once (`Router::layer` would wrap every route).
     let routine = &["/api/messages", "/api/messages/long-poll"];
-    api.fallback_service(web)
-        .layer(RequestLogLayer::routine(routine))
+    RequestLogLayer::routine(routine).layer(api.fallback_service(web))
 }

@@ -65,7 +65,8 @@ pub async fn run(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout);
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(8192);
     let write_deadline = config.slow_client_timeout * 2;
     let grace = config.shutdown_grace;
     let app = app(state.clone());

@@ -5,9 +5,10 @@
 //! `limit=-1` gets a `400` that names the parameter instead of a generic rejection.
 //! Unknown parameters (a cache-buster such as `_=1700000000`) are ignored.
 
-use serde::Deserialize;
+use std::borrow::Cow;
 
 use crate::error::ApiError;
+use crate::extract::FromQuery;
 use crate::hub::Cursor;
 
 /// Default and largest page size of a poll answer.
@@ -15,11 +16,23 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
 /// `since`, `limit` and `timeout`, as every transport's query string may carry them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct CursorParams {
     pub since: Option<String>,
     pub limit: Option<String>,
     pub timeout: Option<String>,
+}
+
+impl FromQuery for CursorParams {
+    fn pair(&mut self, key: &str, value: Cow<'_, str>) {
+        let field = match key {
+            "since" => &mut self.since,
+            "limit" => &mut self.limit,
+            "timeout" => &mut self.timeout,
+            _ => return,
+        };
+        *field = Some(value.into_owned());
+    }
 }
 
 impl CursorParams {

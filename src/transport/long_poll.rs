@@ -44,8 +44,7 @@ pub const MAX_HOLD: Duration = Duration::from_secs(30);
 pub async fn long_poll(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
+    Query((params, visitor)): Query<(CursorParams, Visitor)>,
 ) -> Result<Response, ApiError> {
     let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
     let mut attendance = Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip())?;

@@ -38,8 +38,7 @@ use crate::stats::{Counters, Transport};
 pub async fn poll(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
+    Query((params, visitor)): Query<(CursorParams, Visitor)>,
 ) -> Result<Response, ApiError> {
     let (cursor, limit) = (params.cursor()?, params.limit()?);
     let mut attendance = Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip())?;

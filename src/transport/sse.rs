@@ -79,8 +79,7 @@ pub async fn events(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
     headers: HeaderMap,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
+    Query((params, visitor)): Query<(CursorParams, Visitor)>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &params)?;
     let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;

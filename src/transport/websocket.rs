@@ -95,8 +95,7 @@ pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
     headers: HeaderMap,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
+    Query((params, visitor)): Query<(CursorParams, Visitor)>,
     handshake: Result<Handshake, ApiError>,
 ) -> Result<Response, ApiError> {
     let handshake = handshake?;
