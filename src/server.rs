@@ -11,8 +11,8 @@
 //! - the client's address attached to each request, for the per-IP limits;
 //! - a bounded graceful shutdown:
 //!   1. stop accepting;
-//!   2. cancel [`AppState::shutdown`]: held long polls answer at once, SSE streams end,
-//!      WebSockets send close 1001 ("going away");
+//!   2. cancel [`AppState::shutdown`] and wake every held long poll: they answer at
+//!      once, SSE streams end, WebSockets send close 1001 ("going away");
 //!   3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
 
 use std::future::Future;
@@ -108,6 +108,8 @@ pub async fn run(
 
     drop(listener);
     state.shutdown.cancel();
+    // Held long polls wait only for a publish (one wake source each): wake them.
+    state.hub.interrupt();
     state.sockets.close();
     let finished = async {
         connections.shutdown().await;

@@ -179,6 +179,12 @@ impl Hub {
         self.view.next_publish()
     }
 
+    /// Wakes every [`Hub::next_publish`] waiter as a publish would, without a message
+    /// (the server does it at shutdown, so that held long polls answer at once).
+    pub fn interrupt(&self) {
+        self.view.interrupt();
+    }
+
     /// The ids this instance holds now.
     pub fn bounds(&self) -> Bounds {
         self.view.bounds()

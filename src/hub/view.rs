@@ -150,6 +150,11 @@ impl View {
         Subscription::new(self.clone(), self.live.subscribe(), cursor)
     }
 
+    /// See [`super::Hub::interrupt`].
+    pub fn interrupt(&self) {
+        self.published.notify_waiters();
+    }
+
     /// Completes at the next message applied; see [`super::Hub::next_publish`].
     pub fn next_publish(&self) -> Notified<'_> {
         self.published.notified()
