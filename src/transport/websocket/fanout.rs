@@ -437,3 +437,205 @@ impl Writer {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor as Bytes_;
+    use std::sync::Mutex;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use clap::Parser;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, duplex};
+    use tungstenite::protocol::frame::FrameHeader;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::message::{Draft, Via};
+
+    async fn app() -> Arc<AppState> {
+        let config = Config::parse_from(["pushlab"]);
+        Arc::new(AppState::open(config).await.expect("memory opens"))
+    }
+
+    async fn publish(app: &AppState, n: usize) {
+        for i in 0..n {
+            let draft = Draft {
+                author: "a".into(),
+                text: format!("message {i}, long enough to take some room on the wire"),
+                via: Via::Http,
+            };
+            app.hub.publish(draft).await.expect("memory never refuses");
+        }
+    }
+
+    /// The writing end of a pipe that remembers the size of every write.
+    struct Recorded {
+        pipe: DuplexStream,
+        writes: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl AsyncWrite for Recorded {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let poll = std::pin::Pin::new(&mut self.pipe).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = poll {
+                self.writes.lock().unwrap().push(n);
+            }
+            poll
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.pipe).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.pipe).poll_shutdown(cx)
+        }
+    }
+
+    /// A socket as the fan-out sees it, the client's end of it, and its writes.
+    fn socket(capacity: usize) -> (Outbound, DuplexStream, Arc<Mutex<Vec<usize>>>) {
+        let (server, client) = duplex(capacity);
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Recorded {
+            pipe: server,
+            writes: writes.clone(),
+        };
+        (Outbound::new(recorded), client, writes)
+    }
+
+    /// Reads text frames until `count` messages have come; their ids, in order.
+    async fn read_ids(client: &mut (impl AsyncRead + Unpin), count: usize) -> Vec<u64> {
+        let mut bytes = Vec::new();
+        let mut ids = Vec::new();
+        let mut at = 0;
+        while ids.len() < count {
+            let mut chunk = [0; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("stuck after {} ids, last {:?}", ids.len(), ids.last()))
+                .unwrap();
+            assert!(n > 0, "the pipe closed after {ids:?}");
+            bytes.extend_from_slice(&chunk[..n]);
+            loop {
+                let mut cursor = Bytes_::new(&bytes[at..]);
+                let Some((header, length)) = FrameHeader::parse(&mut cursor).unwrap() else {
+                    break;
+                };
+                let start = at + cursor.position() as usize;
+                let end = start + length as usize;
+                if end > bytes.len() {
+                    break;
+                }
+                assert!(header.mask.is_none(), "server frames are not masked");
+                let frame: serde_json::Value = serde_json::from_slice(&bytes[start..end]).unwrap();
+                ids.push(frame["message"]["id"].as_u64().unwrap());
+                at = end;
+            }
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_burst_reaches_every_lent_socket_complete_in_order_and_batched() {
+        let app = app().await;
+        let sockets: Vec<_> = (0..3).map(|_| socket(4 << 20)).collect();
+        let mut clients = Vec::new();
+        let mut loans = Vec::new();
+        for (socket, client, writes) in sockets {
+            loans.push(app.fanout.lend(&app, socket, 0));
+            clients.push((client, writes));
+        }
+        // Published at once (the memory store never waits), so they queue up for the
+        // fan-out, which then writes them in as few passes as the byte cap allows.
+        // (Fewer than the history holds: see the next test for more.)
+        let burst = 900;
+        publish(&app, burst).await;
+        let page = app.hub.page(Cursor::After(0), burst);
+        let frame = page
+            .entries
+            .iter()
+            .map(|e| e.encoded::<MessageFrame>().len());
+        let frame = frame.max().unwrap();
+        for (client, writes) in &mut clients {
+            let ids = read_ids(client, burst).await;
+            assert_eq!(ids, (1..=burst as u64).collect::<Vec<_>>());
+            let writes = writes.lock().unwrap();
+            let largest = writes.iter().max().copied().unwrap();
+            assert!(largest <= PASS_BYTES + frame, "a write of {largest} bytes");
+            let fewest = burst * frame / (PASS_BYTES + frame);
+            assert!(writes.len() <= fewest + 2, "{} writes", writes.len());
+        }
+        let counters = app.stats.of(crate::stats::Transport::Websocket);
+        assert_eq!(counters.delivered.load(Relaxed), 3 * burst as u64);
+        drop(loans);
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_cannot_take_a_pass_comes_back_with_the_rest() {
+        let app = app().await;
+        let (socket, mut client, _) = socket(1024);
+        let mut loan = app.fanout.lend(&app, socket, 0);
+        publish(&app, 50).await;
+        let returned = loan.returned().await.expect("the fan-out runs");
+        assert_eq!(
+            returned.last_id, 50,
+            "everything is written or left to write"
+        );
+        let mut socket = returned.socket;
+        assert!(
+            !socket.is_idle(),
+            "it came back with what the pipe did not take"
+        );
+        let reader = tokio::spawn(async move { read_ids(&mut client, 50).await });
+        socket
+            .send(Bytes::new(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(reader.await.unwrap(), (1..=50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_that_falls_behind_the_history_gives_every_socket_back() {
+        let app = app().await;
+        let (socket, _client, writes) = socket(1 << 20);
+        let mut loan = app.fanout.lend(&app, socket, 0);
+        // More than the history keeps (1 000) before the fan-out runs: what it missed
+        // is gone, so the connection must say so itself (a reset), from its cursor.
+        publish(&app, 2000).await;
+        let returned = loan.returned().await.unwrap();
+        assert_eq!(returned.last_id, 0);
+        assert!(writes.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_recall_gives_the_socket_back_between_frames_with_its_cursor() {
+        let app = app().await;
+        let (first, mut first_client, _) = socket(1 << 20);
+        let mut loan = app.fanout.lend(&app, first, 0);
+        publish(&app, 5).await;
+        assert_eq!(read_ids(&mut first_client, 5).await, [1, 2, 3, 4, 5]);
+        loan.recall();
+        let returned = loan.returned().await.unwrap();
+        assert_eq!(returned.last_id, 5);
+        assert!(returned.socket.is_idle());
+
+        // A socket lent behind the fan-out (it has not had 4 and 5) goes back at once,
+        // untouched, to catch up by itself.
+        let (behind, _behind_client, writes) = socket(1 << 20);
+        let mut loan = app.fanout.lend(&app, behind, 3);
+        let returned = loan.returned().await.unwrap();
+        assert_eq!(returned.last_id, 3);
+        assert!(writes.lock().unwrap().is_empty());
+    }
+}

@@ -27,7 +27,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf};
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -111,11 +111,7 @@ async fn open(upgraded: Upgraded, read_buffer: usize, max_frame: usize) -> (Inbo
         replies: Vec::new(),
     };
     let frames = WebSocketStream::from_raw_socket(side, Role::Server, Some(config)).await;
-    let outbound = Outbound {
-        write,
-        unsent: Bytes::new(),
-    };
-    (Inbound { frames }, outbound)
+    (Inbound { frames }, Outbound::new(write))
 }
 
 /// The frames the client sends.
@@ -200,13 +196,20 @@ pub enum TrySend {
 
 /// The writing half: whole frames, in order.
 pub struct Outbound {
-    write: WriteHalf<Io>,
+    write: Box<dyn AsyncWrite + Send + Unpin>,
     /// What a full socket did not take of earlier frames: it goes out before anything
     /// else, so frames never interleave.
     unsent: Bytes,
 }
 
 impl Outbound {
+    pub fn new(write: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        Self {
+            write: Box::new(write),
+            unsent: Bytes::new(),
+        }
+    }
+
     /// Whether everything handed to this half has been written.
     pub fn is_idle(&self) -> bool {
         self.unsent.is_empty()
