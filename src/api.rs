@@ -7,12 +7,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::hub::Bounds;
 use crate::message::{Message, NewMessage, Via};
-use crate::server::ClientAddr;
+use crate::state::AppState;
+use crate::state::ClientAddr;
 
 /// `POST /api/messages` `{"author","text"}`: 201 with the stored message.
 pub async fn publish(

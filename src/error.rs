@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::hub::StoreError;
-use crate::limits::BUSY_RETRY_AFTER;
 use crate::message::Invalid;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +51,9 @@ pub enum ApiError {
     )]
     StoreUnavailable(#[from] StoreError),
 }
+
+/// What a client is told to wait before trying again when the server is full.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How long a client should wait before sending again a message the store refused.
 pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);

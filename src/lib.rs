@@ -17,72 +17,28 @@ pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod server;
+pub mod state;
 pub mod stats;
 pub mod transport;
 pub mod web;
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
-use crate::hub::{Hub, StoreError};
-use crate::limits::{ConnectionCaps, PublishRate};
-use crate::origin::OriginPolicy;
-use crate::presence::Presence;
-use crate::stats::Stats;
+use crate::state::MAX_BODY_BYTES;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
-use server::Stalls;
-pub use server::{run, serve};
-
-/// Largest request body accepted, and largest WebSocket message (a message is at most
-/// 2000 characters, so this leaves room for any encoding of it).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// What every handler shares.
-pub struct AppState {
-    pub config: Config,
-    pub hub: Hub,
-    pub stats: Stats,
-    pub presence: Presence,
-    pub publish_rate: PublishRate,
-    pub caps: ConnectionCaps,
-    pub origins: OriginPolicy,
-    /// Cancelled when the server begins shutting down: held long polls answer, SSE
-    /// streams end and WebSockets close with 1001.
-    pub shutdown: CancellationToken,
-    /// Upgraded WebSockets, which outlive their HTTP request: shutdown waits for them
-    /// to send their close frame.
-    pub sockets: TaskTracker,
-    /// Connections cut because their client stopped reading.
-    pub stalls: Stalls,
-}
-
-impl AppState {
-    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
-    pub async fn open(config: Config) -> Result<Self, StoreError> {
-        Ok(Self {
-            hub: Hub::open(&config.store, config.history as usize).await?,
-            stats: Stats::default(),
-            presence: Presence::default(),
-            publish_rate: PublishRate::new(&config),
-            caps: ConnectionCaps::new(&config),
-            origins: OriginPolicy::new(&config.allow_origins),
-            shutdown: CancellationToken::new(),
-            sockets: TaskTracker::new(),
-            stalls: Stalls::default(),
-            config,
-        })
-    }
-}
+pub use state::AppState;
 
 /// The whole HTTP API and the page.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -115,4 +71,24 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+}
+
+/// Opens the store, then serves until `shutdown` completes; see [`run`].
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let state = AppState::open(config).await.map_err(io::Error::other)?;
+    run(listener, Arc::new(state), shutdown).await
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then shuts down gracefully
+/// (see [`server::run`]) and returns.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    server::run(listener, app(state.clone()), state, shutdown).await
 }

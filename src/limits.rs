@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -77,9 +76,6 @@ struct Held {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// What a client is told to wait before trying again when the server is full.
-pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(5);
-
 impl ConnectionCaps {
     pub fn new(config: &Config) -> Self {
         Self {
@@ -129,5 +125,20 @@ impl ConnectionCaps {
 
     fn lock(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Connections cut because the client stopped reading (see the accept loop's write
+/// deadline in [`crate::server`]).
+#[derive(Debug, Default)]
+pub struct Stalls(AtomicU64);
+
+impl Stalls {
+    pub fn count(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+
+    pub fn count_one(&self) {
+        self.0.fetch_add(1, Relaxed);
     }
 }

@@ -17,13 +17,12 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -37,26 +36,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
-use crate::config::Config;
-use crate::{AppState, app};
+use crate::state::AppState;
 
-/// The address of the client that sent a request (set by [`run`]).
-pub type ClientAddr = ConnectInfo<SocketAddr>;
-
-/// Opens the store, then serves until `shutdown` completes; see [`run`].
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let state = AppState::open(config).await.map_err(io::Error::other)?;
-    run(listener, Arc::new(state), shutdown).await
-}
-
-/// Serves `state` on `listener` until `shutdown` completes, then shuts down
+/// Serves `app` on `listener` until `shutdown` completes, then shuts down
 /// gracefully and returns.
 pub async fn run(
     listener: TcpListener,
+    app: Router,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -68,7 +54,6 @@ pub async fn run(
         .header_read_timeout(config.header_timeout);
     let write_deadline = config.slow_client_timeout * 2;
     let grace = config.shutdown_grace;
-    let app = app(state.clone());
     let connections = GracefulShutdown::new();
 
     tokio::pin!(shutdown);
@@ -117,16 +102,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Connections cut because the client stopped reading (see `WriteDeadline`).
-#[derive(Debug, Default)]
-pub struct Stalls(AtomicU64);
-
-impl Stalls {
-    pub fn count(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-}
-
 /// A socket whose writes may not stay blocked longer than `limit`. A write blocks when
 /// the client's receive window is full: it stopped reading. After `limit` without any
 /// progress the write fails and hyper drops the connection. It is the backstop for
@@ -162,7 +137,7 @@ impl WriteDeadline {
             .blocked
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         ready!(deadline.as_mut().poll(cx));
-        self.state.stalls.0.fetch_add(1, Relaxed);
+        self.state.stalls.count_one();
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client stopped reading",

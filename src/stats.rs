@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use crate::metrics::Latency;
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::histogram::Histogram;
 
 /// The four ways pushlab pushes, named as in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -87,5 +88,38 @@ impl Stats {
             Transport::Sse => &self.sse,
             Transport::Websocket => &self.websocket,
         }
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds: from loopback WebSocket speed to
+/// a slow short-poll interval.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long messages took from being published to being handed to a client.
+#[derive(Debug, Clone)]
+pub struct Latency(Histogram);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self(Histogram::new(LATENCY_BUCKETS))
+    }
+}
+
+impl Latency {
+    /// Records one delivery of a message published at `sent_at`.
+    pub fn observe(&self, sent_at: DateTime<Utc>) {
+        // `sent_at` may come from another instance's clock (Redis's, in fact): a
+        // delivery that seems to precede its publish counts as instant.
+        let seconds = (Utc::now() - sent_at)
+            .to_std()
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.0.observe(seconds);
+    }
+
+    /// The histogram, for `/metrics` to encode.
+    pub fn histogram(&self) -> &Histogram {
+        &self.0
     }
 }

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::Entry;
+use super::entry::Entry;
 
 /// The ids held: `oldest..=newest`. An empty history has `oldest == newest + 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,8 +16,10 @@
 //! The hub knows nothing of HTTP: transports turn its [`Page`]s and [`Delivery`]s into
 //! responses, events and frames.
 
+mod entry;
 mod history;
 mod redis;
+mod spec;
 mod sqlite;
 mod store;
 mod subscription;
@@ -25,62 +27,17 @@ mod view;
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
 use tokio::sync::futures::Notified;
 
+pub use entry::{Cursor, Entry, Page, RECENT};
 pub use history::Bounds;
-pub use store::{StoreError, StoreSpec};
+pub use spec::StoreSpec;
+pub use store::StoreError;
 pub use subscription::{Delivery, Subscription};
 use view::View;
 
-use crate::message::{Draft, Message};
+use crate::message::Draft;
 use store::Store;
-
-/// How many messages a client with no cursor starts with.
-pub const RECENT: usize = 50;
-
-/// Where a client wants to start reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    /// No cursor: the [`RECENT`] newest messages, then whatever comes next.
-    Recent,
-    /// Everything with an id greater than this one.
-    After(u64),
-}
-
-/// A message as the hub hands it out: the message and its JSON, serialized once and
-/// shared by every transport and every client.
-#[derive(Debug)]
-pub struct Entry {
-    pub message: Message,
-    pub json: Box<RawValue>,
-}
-
-impl Entry {
-    pub fn new(message: Message) -> Self {
-        let json = serde_json::value::to_raw_value(&message)
-            .expect("a message always serializes: it holds only strings, numbers and a date");
-        Self { message, json }
-    }
-
-    pub fn id(&self) -> u64 {
-        self.message.id
-    }
-}
-
-/// One read of the history: what a poller answers with.
-#[derive(Debug)]
-pub struct Page {
-    /// Oldest first.
-    pub entries: Vec<Arc<Entry>>,
-    /// The cursor for the next read: the id of the last entry, or, when there are no
-    /// entries, the newest id the hub holds.
-    pub last_id: u64,
-    /// The cursor could not be honoured (older than the retained history, or newer than
-    /// the newest id, as after a restart), so `entries` restart at the oldest retained
-    /// message.
-    pub reset: bool,
-}
 
 /// A cheap-to-clone handle to the shared hub.
 #[derive(Clone)]
@@ -95,7 +52,7 @@ impl Hub {
     pub async fn open(spec: &StoreSpec, history: usize) -> Result<Self, StoreError> {
         tracing::info!(store = %spec, history, "opening the store");
         let view = Arc::new(View::new(history, spec.ahead_grace()));
-        let store = store::open(spec, view.clone(), history).await?;
+        let store = spec::open(spec, view.clone(), history).await?;
         Ok(Self { view, store })
     }
 
@@ -143,7 +100,7 @@ impl Hub {
     /// Everything after `cursor` from history, then live messages as they are
     /// published: no gap and no duplicate at the seam.
     pub fn subscribe(&self, cursor: Cursor) -> Subscription {
-        self.view.subscribe(cursor)
+        Subscription::new(self.view.clone(), cursor)
     }
 
     /// Completes at the next publish. To not miss a publish that happens between

@@ -34,8 +34,9 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadRe
 use redis::{AsyncCommands, AsyncConnectionConfig, Client, Script};
 use tokio::task::JoinHandle;
 
+use super::entry::Entry;
 use super::store::{Store, StoreError, via_name, via_named};
-use super::{Entry, View};
+use super::view::View;
 use crate::message::{Draft, Message};
 
 /// The id counter and the stream. The `{chat}` hash tag puts both keys in one slot,

@@ -25,8 +25,9 @@ use futures::future::BoxFuture;
 use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::entry::Entry;
 use super::store::{Store, StoreError, via_name, via_named};
-use super::{Entry, View};
+use super::view::View;
 use crate::message::{Draft, Message};
 
 /// Most drafts committed in one transaction.

@@ -4,7 +4,7 @@ use futures::FutureExt;
 
 use super::view::LIVE_CAPACITY;
 use super::*;
-use crate::message::Via;
+use crate::message::{Message, Via};
 
 /// A hub on the memory store, which opens and publishes without waiting.
 fn hub(capacity: usize) -> Hub {
@@ -222,7 +222,7 @@ fn apply(view: &View, ids: std::ops::RangeInclusive<u64>) {
 async fn a_cursor_ahead_of_a_lagging_follower_waits_for_it_instead_of_resetting() {
     let view = following(std::time::Duration::from_secs(10), 1..=3);
     // A client that saw id 5 on another instance, whose follower had read further.
-    let mut sub = view.subscribe(Cursor::After(5));
+    let mut sub = Subscription::new(view.clone(), Cursor::After(5));
     let (next, ()) = tokio::join!(next_id(&mut sub), async {
         tokio::task::yield_now().await;
         apply(&view, 4..=6);
@@ -233,7 +233,7 @@ async fn a_cursor_ahead_of_a_lagging_follower_waits_for_it_instead_of_resetting(
 #[tokio::test]
 async fn a_cursor_still_ahead_after_the_grace_is_reset() {
     let view = following(std::time::Duration::from_millis(20), 1..=3);
-    let mut sub = view.subscribe(Cursor::After(50));
+    let mut sub = Subscription::new(view.clone(), Cursor::After(50));
     assert!(matches!(
         sub.next().await,
         Some(Delivery::Reset { last_id: 0 })

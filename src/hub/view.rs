@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, broadcast, futures::Notified};
 
+use super::entry::{Cursor, Entry, Page, RECENT};
 use super::history::{Bounds, History};
-use super::{Cursor, Entry, Page, RECENT, Subscription};
 use crate::message::{Draft, Message};
 
 /// How many published messages the broadcast channel buffers for a slow subscriber
@@ -142,12 +142,9 @@ impl View {
         }
     }
 
-    /// A subscription that starts after `cursor`. It subscribes to the live channel
-    /// *before* reading history: a message applied in between is then both in the
-    /// history read and in the channel, and the subscription skips the copy, instead
-    /// of being in neither.
-    pub fn subscribe(self: &Arc<Self>, cursor: Cursor) -> Subscription {
-        Subscription::new(self.clone(), self.live.subscribe(), cursor)
+    /// A receiver of every entry applied from now on.
+    pub(super) fn live(&self) -> broadcast::Receiver<Arc<Entry>> {
+        self.live.subscribe()
     }
 
     /// Completes at the next message applied; see [`super::Hub::next_publish`].

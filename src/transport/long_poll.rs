@@ -29,12 +29,12 @@ use tokio::time::{Instant, sleep_until};
 
 use super::cursor::{CursorParams, non_negative};
 use super::{Attendance, short_poll};
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::Cursor;
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::state::AppState;
+use crate::state::ClientAddr;
 use crate::stats::Transport;
 
 /// The longest a request is held, and the default.

@@ -21,10 +21,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::hub::Entry;
 use crate::presence::{Seat, Visitor};
+use crate::state::AppState;
 use crate::stats::{Counters, Transport};
 
 /// A request or connection in progress: counted in `open`, held against the

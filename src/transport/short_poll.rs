@@ -26,12 +26,12 @@ use serde_json::value::RawValue;
 
 use super::Attendance;
 use super::cursor::CursorParams;
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Page};
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::state::AppState;
+use crate::state::ClientAddr;
 use crate::stats::{Counters, Transport};
 
 /// `GET /api/messages?since=ID&limit=N`: whatever is newer than `since`, right now.

@@ -39,12 +39,12 @@ use serde_json::json;
 
 use super::Attendance;
 use super::cursor::{CursorParams, cursor_from};
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::state::AppState;
+use crate::state::ClientAddr;
 use crate::stats::{Counters, Transport};
 
 /// The reconnection delay suggested to `EventSource`.

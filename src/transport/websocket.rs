@@ -49,9 +49,9 @@ use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::message::{NewMessage, Via};
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::state::ClientAddr;
+use crate::state::{AppState, MAX_BODY_BYTES};
 use crate::stats::{Counters, Transport};
-use crate::{AppState, MAX_BODY_BYTES};
 
 /// Each socket's read buffer (see `upgrade`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;

@@ -1,0 +1,64 @@
+//! What every handler shares: [`AppState`], and what a request brings with it (the
+//! client's address, the body limit).
+//!
+//! This module sits below every handler and imports none of them: the transports, the
+//! API and the server loop all look down at it, so there is no import circle between
+//! the crate root, the router and the handlers.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::hub::{Hub, StoreError};
+use crate::limits::{ConnectionCaps, PublishRate, Stalls};
+use crate::origin::OriginPolicy;
+use crate::presence::Presence;
+use crate::stats::Stats;
+
+/// Largest request body accepted, and largest WebSocket message (a message is at most
+/// 2000 characters, so this leaves room for any encoding of it).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The address of the client that sent a request (set by the accept loop in
+/// [`crate::server`]).
+pub type ClientAddr = ConnectInfo<SocketAddr>;
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub hub: Hub,
+    pub stats: Stats,
+    pub presence: Presence,
+    pub publish_rate: PublishRate,
+    pub caps: ConnectionCaps,
+    pub origins: OriginPolicy,
+    /// Cancelled when the server begins shutting down: held long polls answer, SSE
+    /// streams end and WebSockets close with 1001.
+    pub shutdown: CancellationToken,
+    /// Upgraded WebSockets, which outlive their HTTP request: shutdown waits for them
+    /// to send their close frame.
+    pub sockets: TaskTracker,
+    /// Connections cut because their client stopped reading.
+    pub stalls: Stalls,
+}
+
+impl AppState {
+    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
+    pub async fn open(config: Config) -> Result<Self, StoreError> {
+        Ok(Self {
+            hub: Hub::open(&config.store, config.history as usize).await?,
+            stats: Stats::default(),
+            presence: Presence::default(),
+            publish_rate: PublishRate::new(&config),
+            caps: ConnectionCaps::new(&config),
+            origins: OriginPolicy::new(&config.allow_origins),
+            shutdown: CancellationToken::new(),
+            sockets: TaskTracker::new(),
+            stalls: Stalls::default(),
+            config,
+        })
+    }
+}
