@@ -16,6 +16,7 @@ pub mod message;
 pub mod metrics;
 pub mod origin;
 pub mod presence;
+pub mod protocol;
 pub mod server;
 pub mod state;
 pub mod stats;

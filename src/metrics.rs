@@ -26,15 +26,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::protocol::Transport;
 use crate::state::AppState;
-use crate::stats::{Counters, Stats, Transport};
-
-const TRANSPORTS: [(Transport, &str); 4] = [
-    (Transport::ShortPoll, "short_poll"),
-    (Transport::LongPoll, "long_poll"),
-    (Transport::Sse, "sse"),
-    (Transport::Websocket, "websocket"),
-];
+use crate::stats::{Counters, Stats};
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
@@ -83,9 +77,9 @@ impl Collector for Scrape {
         for (name, help, kind, field) in FIELDS {
             let is_gauge = matches!(kind, MetricType::Gauge);
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for (transport, label) in TRANSPORTS {
+            for transport in Transport::ALL {
                 let value = field(stats.of(transport)).load(Relaxed);
-                let labels = [("transport", label)];
+                let labels = [("transport", transport.name())];
                 let metric = family.encode_family(&labels)?;
                 if is_gauge {
                     ConstGauge::new(value as i64).encode(metric)?;
@@ -101,8 +95,8 @@ impl Collector for Scrape {
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for (transport, label) in TRANSPORTS {
-            let labels = [("transport", label)];
+        for transport in Transport::ALL {
+            let labels = [("transport", transport.name())];
             let metric = family.encode_family(&labels)?;
             stats.of(transport).latency.histogram().encode(metric)?;
         }

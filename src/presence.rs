@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::message::MAX_AUTHOR_CHARS;
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// How long a poller counts as online after its last request: a held long poll lasts
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.

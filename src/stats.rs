@@ -7,33 +7,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+use crate::protocol::Transport;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::histogram::Histogram;
-
-/// The four ways pushlab pushes, named as in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    ShortPoll,
-    LongPoll,
-    Sse,
-    Websocket,
-}
-
-impl Transport {
-    /// Push transports hold a connection open; pollers come and go.
-    pub fn is_push(self) -> bool {
-        matches!(self, Self::Sse | Self::Websocket)
-    }
-
-    /// Push transports and held long polls keep a connection busy while they wait;
-    /// these count against the connection caps.
-    pub fn holds_connection(self) -> bool {
-        self != Self::ShortPoll
-    }
-}
 
 /// What one transport has done since the server started.
 #[derive(Debug, Default, Serialize)]
@@ -71,23 +50,20 @@ impl Counters {
     }
 }
 
-/// One [`Counters`] per transport.
-#[derive(Debug, Default, Serialize)]
-pub struct Stats {
-    pub short_poll: Counters,
-    pub long_poll: Counters,
-    pub sse: Counters,
-    pub websocket: Counters,
-}
+/// One [`Counters`] per transport, indexed by [`Transport`]; as JSON, an object keyed
+/// by each transport's API name.
+#[derive(Debug, Default)]
+pub struct Stats([Counters; Transport::ALL.len()]);
 
 impl Stats {
     pub fn of(&self, transport: Transport) -> &Counters {
-        match transport {
-            Transport::ShortPoll => &self.short_poll,
-            Transport::LongPoll => &self.long_poll,
-            Transport::Sse => &self.sse,
-            Transport::Websocket => &self.websocket,
-        }
+        &self.0[transport as usize]
+    }
+}
+
+impl Serialize for Stats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(Transport::ALL.map(|t| (t.name(), self.of(t))))
     }
 }
 

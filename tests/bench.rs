@@ -9,16 +9,9 @@ use pushlab::bench::measure::{Bench, Spec};
 use pushlab::bench::open_files;
 use pushlab::bench::server::{SPAWN_ARGS, Target};
 use pushlab::config::Config;
-use pushlab::stats::Transport;
+use pushlab::protocol::Transport;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-const ALL: [Transport; 4] = [
-    Transport::ShortPoll,
-    Transport::LongPoll,
-    Transport::Sse,
-    Transport::Websocket,
-];
 
 async fn start_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -54,7 +47,7 @@ fn spec(transport: Transport) -> Spec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_delivers_every_message_once_on_one_connection_per_client() {
     let bench = bench_against(start_server().await, CancellationToken::new());
-    for transport in ALL {
+    for transport in Transport::ALL {
         let row = bench.row(&spec(transport)).await.unwrap();
         assert!(row.is_clean(), "{transport:?}: {row:?}");
         assert_eq!((row.expected, row.delivered), (20, 20), "{transport:?}");

@@ -1,10 +1,12 @@
 // The demo page: four panes, one composer, the views around them.
 //
-// Reading order for the curious: web/transports/*.js (one technique each),
+// Reading order for the curious: web/transports/*.js (one technique each,
+// listed in transports/index.js),
 // connections.js (one set of connections shared by all tabs), pane.js (how a
 // pane draws), then this file, which only wires them together.
 
-import { Connections, KINDS } from './connections.js';
+import { Connections } from './connections.js';
+import { KINDS, transportOf } from './transports/index.js';
 import { PaneView, formatBytes } from './pane.js';
 import { apply, initialLanguage, language, onLanguageChange, setLanguage, t, translate } from './i18n.js';
 
@@ -53,6 +55,18 @@ $('#lang').addEventListener('click', () => {
 
 // ---- panes ----------------------------------------------------------------
 
+// A tab per technique, between "Side by side" and "Compare".
+for (const kind of KINDS) {
+  const tab = document.createElement('button');
+  Object.assign(tab, { type: 'button', id: `tab-${kind}`, tabIndex: -1 });
+  tab.setAttribute('role', 'tab');
+  tab.setAttribute('aria-controls', 'view-panes');
+  tab.setAttribute('aria-selected', 'false');
+  tab.dataset.view = kind;
+  tab.dataset.i18n = `name.${kind}`;
+  $('#tab-compare').before(tab);
+}
+
 const connections = new Connections({ client, name: author });
 const panes = {};
 const template = $('#pane-template');
@@ -84,7 +98,9 @@ connections.on('status', (event) => forPane(event).setState(event.state, event.d
 connections.on('reset', (event) => forPane(event).reset(event.info));
 connections.on('wire', (event) => forPane(event).addWire(event.entry));
 connections.on('counters', (event) => forPane(event));
-connections.on('interval', (event) => panes.short_poll.setInterval(event.ms));
+connections.on('interval', (event) => {
+  for (const pane of Object.values(panes)) pane.setInterval(event.ms);
+});
 connections.on('ws-error', (event) => {
   forPane(event);
   showStatus(event.error === 'not-connected' ? 'composer.noSocket' : 'composer.error', { error: event.error }, true);
@@ -95,7 +111,7 @@ connections.on('server', (event) => {
 });
 connections.on('snapshot', (model) => {
   for (const kind of KINDS) panes[kind].load(model.panes[kind]);
-  panes.short_poll.setInterval(model.interval);
+  for (const pane of Object.values(panes)) pane.setInterval(model.interval);
   renderOnline(model.presence);
 });
 connections.on('role', (role) => {
@@ -231,7 +247,7 @@ function renderLive() {
   for (const kind of KINDS) {
     const pane = panes[kind];
     const c = pane.counters;
-    const stream = kind === 'sse' || kind === 'websocket';
+    const stream = transportOf(kind).push;
     const server = stats?.transports?.[kind] ?? {};
     const row = document.createElement('tr');
     row.dataset.transport = kind;

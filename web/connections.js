@@ -19,13 +19,8 @@
 // messages per transport) from the events it sees, so any of them can take
 // over. Without Web Locks or BroadcastChannel, every tab is its own leader.
 
-import { ShortPoll } from './transports/short-poll.js';
-import { LongPoll } from './transports/long-poll.js';
-import { Sse } from './transports/sse.js';
-import { WebSocketTransport } from './transports/websocket.js';
+import { KINDS, transportOf } from './transports/index.js';
 
-export const KINDS = ['short_poll', 'long_poll', 'sse', 'websocket'];
-const MODULES = { short_poll: ShortPoll, long_poll: LongPoll, sse: Sse, websocket: WebSocketTransport };
 const KEEP_MESSAGES = 200;
 const KEEP_WIRE = 100;
 const LOCK = 'pushlab-connections';
@@ -90,9 +85,9 @@ export class Connections {
     this.transports = {};
     for (const kind of KINDS) {
       const pane = this.model.panes[kind];
-      const options = { cursor: pane.cursor, counters: pane.counters, client: this.client, name: this.name };
-      if (kind === 'short_poll') options.interval = this.model.interval;
-      const transport = new MODULES[kind](options);
+      const options = { cursor: pane.cursor, counters: pane.counters, client: this.client, name: this.name, interval: this.model.interval };
+      const Module = transportOf(kind);
+      const transport = new Module(options);
       transport.onMessage((message) => this.publish({ type: 'message', kind, message }));
       transport.onStatus((state, detail) => this.publish({ type: 'status', kind, state, detail }));
       transport.onReset((info) => this.publish({ type: 'reset', kind, info }));
@@ -152,7 +147,7 @@ export class Connections {
         transport.drop(command.ms);
         break;
       case 'interval':
-        this.transports.short_poll.setInterval(command.ms);
+        for (const each of Object.values(this.transports)) each.setInterval?.(command.ms);
         this.apply({ type: 'interval', ms: command.ms });
         this.broadcast({ type: 'interval', ms: command.ms });
         break;
@@ -251,6 +246,6 @@ export class Connections {
   connect(kind) { this.command({ command: 'connect', kind }); }
   disconnect(kind) { this.command({ command: 'disconnect', kind }); }
   drop(kind, ms = 2000) { this.command({ command: 'drop', kind, ms }); }
-  setPollInterval(ms) { this.command({ command: 'interval', kind: 'short_poll', ms }); }
+  setPollInterval(ms) { this.command({ command: 'interval', ms }); }
   sendOverWebSocket(author, text) { this.command({ command: 'ws-send', kind: 'websocket', author, text }); }
 }

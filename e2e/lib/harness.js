@@ -11,10 +11,13 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+// The page's own list of techniques (plain ES modules, importable from node too).
+import { KINDS } from '../../web/transports/index.js';
+
+export { KINDS };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
-export const KINDS = ['short_poll', 'long_poll', 'sse', 'websocket'];
 const BIN = process.env.PUSHLAB_BIN ?? path.resolve(repo, 'target/debug/pushlab');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 

@@ -27,9 +27,8 @@ use tokio_util::sync::CancellationToken;
 use super::client::{self, Countdown, Run, publisher};
 use super::server::{Process, ProcessSample, Server, Target};
 use super::tally::Tally;
-use super::transport_name;
 use super::wire::{Wire, WireSnapshot};
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// Percentiles kept for the latency chart: every whole percent, and the tail.
 const CURVE: [f64; 4] = [99.5, 99.9, 99.99, 100.0];
@@ -312,7 +311,7 @@ impl Bench {
 }
 
 fn label(spec: &Spec) -> String {
-    format!("{} N={}", transport_name(spec.transport), spec.subscribers)
+    format!("{} N={}", spec.transport.title(), spec.subscribers)
 }
 
 /// Moves the progress bar along with the run, ten times a second, until aborted.

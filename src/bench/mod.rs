@@ -34,7 +34,7 @@ use self::measure::Bench;
 use self::report::{Machine, Results};
 use self::server::Target;
 use self::workload::{CapacitySearch, ThroughputSearch};
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// `pushlab bench [options]`. The defaults are a full run sized for a 2-core machine
 /// (about 12 minutes with a release build); `--smoke` is a few seconds.
@@ -51,8 +51,13 @@ pub struct BenchArgs {
     pub server_pid: Option<u32>,
 
     /// Transports to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_transport,
-          default_value = "short-poll,long-poll,sse,websocket")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        ignore_case = true,
+        default_value = "short-poll,long-poll,sse,websocket"
+    )]
     pub transports: Vec<Transport>,
 
     /// Workloads to run, comma-separated, in this order.
@@ -136,28 +141,6 @@ pub enum Workload {
     Idle,
     Capacity,
     Throughput,
-}
-
-/// A transport as it is printed in tables and charts.
-pub fn transport_name(transport: Transport) -> &'static str {
-    match transport {
-        Transport::ShortPoll => "short poll",
-        Transport::LongPoll => "long poll",
-        Transport::Sse => "SSE",
-        Transport::Websocket => "WebSocket",
-    }
-}
-
-fn parse_transport(name: &str) -> Result<Transport, String> {
-    match name.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-        "short-poll" => Ok(Transport::ShortPoll),
-        "long-poll" => Ok(Transport::LongPoll),
-        "sse" => Ok(Transport::Sse),
-        "websocket" | "ws" => Ok(Transport::Websocket),
-        other => Err(format!(
-            "unknown transport {other:?}: use short-poll, long-poll, sse or websocket"
-        )),
-    }
 }
 
 impl BenchArgs {
@@ -340,18 +323,4 @@ fn write_out(results: &Results, dir: &std::path::Path) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transports_are_named_as_on_the_command_line() {
-        assert_eq!(parse_transport("short-poll"), Ok(Transport::ShortPoll));
-        assert_eq!(parse_transport("long_poll"), Ok(Transport::LongPoll));
-        assert_eq!(parse_transport("SSE"), Ok(Transport::Sse));
-        assert_eq!(parse_transport("ws"), Ok(Transport::Websocket));
-        assert!(parse_transport("carrier-pigeon").is_err());
-    }
 }

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::measure::Row;
 use super::open_files::FileLimit;
-use super::transport_name;
 use super::workload::{Capacity, Throughput};
 
 /// Everything one run measured, and where.
@@ -158,7 +157,7 @@ fn fanout_table(out: &mut String, rows: &[Row]) {
                 )
             };
             vec![
-                transport_name(r.transport).to_owned(),
+                r.transport.title().to_owned(),
                 r.subscribers.to_string(),
                 fixed(r.achieved_rate, 1),
                 format!(
@@ -204,7 +203,7 @@ fn idle_table(out: &mut String, rows: &[Row]) {
                 .as_ref()
                 .map(|s| r.per_client_minute(s.cpu_window_ms));
             vec![
-                transport_name(r.transport).to_owned(),
+                r.transport.title().to_owned(),
                 r.connected.to_string(),
                 fixed(r.window_secs, 0),
                 fixed(r.per_client_minute(r.window.requests as f64), 2),
@@ -229,7 +228,7 @@ fn capacity_table(out: &mut String, results: &[Capacity]) {
         &header,
         results.iter().map(|c| {
             vec![
-                transport_name(c.transport).to_owned(),
+                c.transport.title().to_owned(),
                 c.largest.map_or("none".into(), |n| n.to_string()),
                 opt(c.p99_ms, 2),
                 fixed(c.budget_ms, 0),
@@ -254,7 +253,7 @@ fn throughput_table(out: &mut String, results: &[Throughput]) {
         results.iter().map(|t| {
             let tried: Vec<String> = t.steps.iter().map(|s| fixed(s.rate, 0)).collect();
             vec![
-                transport_name(t.transport).to_owned(),
+                t.transport.title().to_owned(),
                 t.subscribers.to_string(),
                 opt(t.best_rate, 0),
                 opt(t.p99_ms, 2),

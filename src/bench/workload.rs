@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::measure::{Bench, Row, Spec};
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// Publisher connections for the throughput workload: enough to reach thousands of
 /// messages per second on loopback, few enough not to matter next to the subscribers.

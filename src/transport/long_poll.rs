@@ -33,9 +33,9 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::Cursor;
 use crate::presence::Visitor;
+use crate::protocol::Transport;
 use crate::state::AppState;
 use crate::state::ClientAddr;
-use crate::stats::Transport;
 
 /// The longest a request is held, and the default.
 pub const MAX_HOLD: Duration = Duration::from_secs(30);

@@ -24,8 +24,9 @@ use chrono::{DateTime, Utc};
 use crate::error::ApiError;
 use crate::hub::Entry;
 use crate::presence::{Seat, Visitor};
+use crate::protocol::Transport;
 use crate::state::AppState;
-use crate::stats::{Counters, Transport};
+use crate::stats::Counters;
 
 /// A request or connection in progress: counted in `open`, held against the
 /// connection caps and listed as online until dropped, however it ends (answered,

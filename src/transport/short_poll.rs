@@ -30,9 +30,10 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Page};
 use crate::presence::Visitor;
+use crate::protocol::Transport;
 use crate::state::AppState;
 use crate::state::ClientAddr;
-use crate::stats::{Counters, Transport};
+use crate::stats::Counters;
 
 /// `GET /api/messages?since=ID&limit=N`: whatever is newer than `since`, right now.
 pub async fn poll(

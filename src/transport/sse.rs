@@ -43,9 +43,10 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::presence::Visitor;
+use crate::protocol::Transport;
 use crate::state::AppState;
 use crate::state::ClientAddr;
-use crate::stats::{Counters, Transport};
+use crate::stats::Counters;
 
 /// The reconnection delay suggested to `EventSource`.
 pub const RETRY: Duration = Duration::from_secs(3);

@@ -49,9 +49,10 @@ use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::message::{NewMessage, Via};
 use crate::presence::Visitor;
+use crate::protocol::Transport;
 use crate::state::ClientAddr;
 use crate::state::{AppState, MAX_BODY_BYTES};
-use crate::stats::{Counters, Transport};
+use crate::stats::Counters;
 
 /// Each socket's read buffer (see `upgrade`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;

@@ -21,8 +21,10 @@ import { Transport, fetchJson } from './transport.js';
 const HOLD_SECONDS = 25; // below the server's 30 s maximum and common proxy timeouts
 
 export class LongPoll extends Transport {
+  static kind = 'long_poll';
+
   constructor(options = {}) {
-    super({ ...options, kind: 'long_poll' });
+    super(options);
     this.inflight = null;
   }
 

@@ -16,8 +16,11 @@
 import { Transport, fetchJson } from './transport.js';
 
 export class ShortPoll extends Transport {
+  static kind = 'short_poll';
+  static interval = true;
+
   constructor(options = {}) {
-    super({ ...options, kind: 'short_poll' });
+    super(options);
     this.interval = options.interval ?? 2000; // milliseconds between polls
     this.timer = null;
     this.inflight = null;

@@ -21,8 +21,11 @@
 import { Transport, byteLength } from './transport.js';
 
 export class Sse extends Transport {
+  static kind = 'sse';
+  static push = true;
+
   constructor(options = {}) {
-    super({ ...options, kind: 'sse' });
+    super(options);
     this.source = null;
   }
 

@@ -29,16 +29,23 @@
 export const STATES = ['connecting', 'connected', 'reconnecting', 'dropped', 'disconnected'];
 
 export class Transport {
+  // Each technique's module says what it is (read by index.js and the page):
+  //   static kind      the server's name for it: short_poll, long_poll, sse, websocket
+  //   static push      true when the server writes whenever it likes (no empty answers)
+  //   static interval  true when it asks at an interval the user can set
+  static kind = '';
+  static push = false;
+  static interval = false;
+
   /**
    * @param {object} options
-   * @param {string} options.kind      the server's name for it: short_poll, long_poll, sse, websocket
    * @param {number|null} [options.cursor]    where to resume from (null: the 50 most recent)
    * @param {object} [options.counters]       counters to continue from
    * @param {string} [options.client]         presence id this page chose
    * @param {string} [options.name]           display name for presence
    */
-  constructor({ kind, cursor = null, counters = {}, client = '', name = '' }) {
-    this.kind = kind;
+  constructor({ cursor = null, counters = {}, client = '', name = '' } = {}) {
+    this.kind = this.constructor.kind;
     this.cursor = cursor;
     this.client = client;
     this.name = name;

@@ -19,8 +19,11 @@
 import { Transport, byteLength } from './transport.js';
 
 export class WebSocketTransport extends Transport {
+  static kind = 'websocket';
+  static push = true;
+
   constructor(options = {}) {
-    super({ ...options, kind: 'websocket' });
+    super(options);
     this.socket = null;
   }
 

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::tally::{Receipts, parse_probe};
 use super::wire::Wire;
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// What one row of the bench shares between its publisher and its subscribers.
 pub struct Run {
