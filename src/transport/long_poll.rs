@@ -33,12 +33,9 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::Cursor;
 use crate::presence::Visitor;
-use crate::protocol::Transport;
+use crate::protocol::{MAX_HOLD, Transport};
 use crate::state::AppState;
 use crate::state::ClientAddr;
-
-/// The longest a request is held, and the default.
-pub const MAX_HOLD: Duration = Duration::from_secs(30);
 
 /// `GET /api/messages/long-poll?since=ID&timeout=S`: answer when there is news.
 pub async fn long_poll(

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::Attendance;
@@ -30,6 +29,7 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Page};
 use crate::presence::Visitor;
+use crate::protocol::PollAnswer;
 use crate::protocol::Transport;
 use crate::state::AppState;
 use crate::state::ClientAddr;
@@ -48,22 +48,14 @@ pub async fn poll(
     Ok(answer(&mut attendance, cursor, app.hub.page(cursor, limit)))
 }
 
-/// The JSON body of a poll answer; the long poll answers the same way.
-#[derive(Serialize)]
-struct PollAnswer<'a> {
-    /// Each message's JSON was serialized once by the hub and is copied in as is.
-    messages: Vec<&'a RawValue>,
-    last_id: u64,
-    reset: bool,
-}
-
 /// Turns a page of the history into the poll answer, and counts what it sends.
 pub fn answer(attendance: &mut Attendance, cursor: Cursor, page: Page) -> Response {
     if matches!(cursor, Cursor::After(_)) && !page.reset {
         attendance.following();
     }
     let counters = attendance.counters();
-    let body = PollAnswer {
+    // Each message's JSON was serialized once by the hub and is copied in as is.
+    let body = PollAnswer::<&RawValue> {
         messages: page.entries.iter().map(|e| &*e.json).collect(),
         last_id: page.last_id,
         reset: page.reset,

@@ -28,14 +28,12 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt, stream};
-use serde_json::json;
 
 use super::Attendance;
 use super::cursor::{CursorParams, cursor_from};
@@ -43,13 +41,10 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::presence::Visitor;
-use crate::protocol::Transport;
+use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
 use crate::state::AppState;
 use crate::state::ClientAddr;
 use crate::stats::Counters;
-
-/// The reconnection delay suggested to `EventSource`.
-pub const RETRY: Duration = Duration::from_secs(3);
 
 /// `GET /api/events?since=ID`: the stream of events.
 pub async fn events(
@@ -91,7 +86,7 @@ fn stream_from(
     cursor: Cursor,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
     let subscription = app.hub.subscribe(cursor);
-    let retry = Event::default().retry(RETRY);
+    let retry = Event::default().retry(SSE_RETRY);
     let deliveries = stream::unfold(
         (attendance, subscription),
         |(attendance, mut subscription)| async move {
@@ -111,15 +106,16 @@ fn encode(attendance: &Attendance, delivery: Delivery) -> Event {
             attendance.sent([&entry], data.len());
             Event::default()
                 .id(entry.id().to_string())
-                .event("message")
+                .event(SSE_MESSAGE)
                 .data(data)
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
             Event::default()
                 .id(last_id.to_string())
-                .event("reset")
-                .data(json!({ "last_id": last_id }).to_string())
+                .event(SSE_RESET)
+                .json_data(Reset { last_id })
+                .expect("a reset is a number")
         }
     }
 }

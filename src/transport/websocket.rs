@@ -36,8 +36,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -47,22 +45,15 @@ use super::cursor::CursorParams;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
-use crate::message::{NewMessage, Via};
+use crate::message::Via;
 use crate::presence::Visitor;
-use crate::protocol::Transport;
+use crate::protocol::{ClientFrame, ServerFrame, Transport};
 use crate::state::ClientAddr;
 use crate::state::{AppState, MAX_BODY_BYTES};
 use crate::stats::Counters;
 
 /// Each socket's read buffer (see `upgrade`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
-
-/// What a client may send.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ClientFrame {
-    Send(NewMessage),
-}
 
 /// What the reader task tells the writer.
 enum FromReader {
@@ -179,7 +170,7 @@ async fn read_frames(
             }
         };
         if let Err(error) = outcome {
-            let reply = json!({ "type": "error", "error": error }).to_string();
+            let reply = ServerFrame::<()>::Error { error }.to_text();
             if to_writer
                 .send(FromReader::Write(Message::text(reply)))
                 .await
@@ -207,13 +198,16 @@ async fn publish(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
 fn encode(attendance: &Attendance, delivery: Delivery) -> Message {
     let frame = match delivery {
         Delivery::Message(entry) => {
-            let frame = format!(r#"{{"type":"message","message":{}}}"#, entry.json.get());
+            let frame = ServerFrame::Message {
+                message: &*entry.json,
+            }
+            .to_text();
             attendance.sent([&entry], frame.len());
             frame
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            json!({ "type": "reset", "last_id": last_id }).to_string()
+            ServerFrame::<()>::Reset { last_id }.to_text()
         }
     };
     Message::text(frame)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use pushlab::config::Config;
+use pushlab::protocol::{PollAnswer, SSE_MESSAGE, ServerFrame};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -234,7 +235,7 @@ impl SseClient {
             let event = within("an SSE event", self.next_event())
                 .await
                 .expect("SSE stream ended");
-            if event.event.as_deref() == Some("message") {
+            if event.event.as_deref() == Some(SSE_MESSAGE) {
                 return event.json();
             }
             assert!(event.event.is_none(), "unexpected event {event:?}");
@@ -314,8 +315,10 @@ impl WsClient {
     /// The next `{"type":"message"}` frame's message.
     pub async fn next_message(&mut self) -> Value {
         let frame = self.next_frame().await.expect("socket closed");
-        assert_eq!(frame["type"], "message", "unexpected frame {frame}");
-        frame["message"].clone()
+        match serde_json::from_value(frame.clone()) {
+            Ok(ServerFrame::Message { message }) => message,
+            _ => panic!("expected a message frame, got {frame}"),
+        }
     }
 }
 
@@ -346,9 +349,10 @@ impl Poller {
             .get_json(&format!("{}?since={}", self.path, self.cursor))
             .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["reset"], false, "{body}");
-        self.cursor = body["last_id"].as_u64().unwrap();
-        body["messages"].as_array().unwrap().clone()
+        let answer: PollAnswer<Value> = serde_json::from_value(body.clone()).unwrap();
+        assert!(!answer.reset, "{body}");
+        self.cursor = answer.last_id;
+        answer.messages
     }
 
     /// Polls until `n` messages have arrived, and returns them.

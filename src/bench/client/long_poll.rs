@@ -6,7 +6,7 @@
 use super::http::HttpConnection;
 use super::{Run, connect_gated};
 use crate::bench::tally::Receipts;
-use crate::transport::long_poll::MAX_HOLD;
+use crate::protocol::MAX_HOLD;
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let mut http = connect_gated(run, HttpConnection::open(run.server, index, &run.wire)).await?;

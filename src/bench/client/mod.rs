@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::tally::{Receipts, parse_probe};
 use super::wire::Wire;
-use crate::protocol::Transport;
+use crate::protocol::{PollAnswer, Transport};
 
 /// What one row of the bench shares between its publisher and its subscribers.
 pub struct Run {
@@ -111,15 +111,6 @@ pub struct Seen<'a> {
     pub text: Cow<'a, str>,
 }
 
-/// The answer of a short or long poll.
-#[derive(Debug, Deserialize)]
-pub struct PollAnswer<'a> {
-    #[serde(borrow)]
-    pub messages: Vec<Seen<'a>>,
-    pub last_id: u64,
-    pub reset: bool,
-}
-
 /// What a subscriber hands back when the run stops.
 pub struct Outcome {
     pub receipts: Receipts,
@@ -142,7 +133,7 @@ impl Run {
 
     /// Records a poll answer and returns the cursor for the next poll.
     pub fn receive_poll(&self, receipts: &mut Receipts, body: &[u8]) -> anyhow::Result<u64> {
-        let answer: PollAnswer = serde_json::from_slice(body)?;
+        let answer: PollAnswer<Seen> = serde_json::from_slice(body)?;
         if answer.reset {
             receipts.resets += 1;
         }

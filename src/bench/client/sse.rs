@@ -13,6 +13,7 @@ use hyper::{Method, StatusCode};
 use super::http::HttpConnection;
 use super::{Run, Seen, connect_gated};
 use crate::bench::tally::Receipts;
+use crate::protocol::{SSE_MESSAGE, SSE_RESET};
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
@@ -42,8 +43,8 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
         };
         for event in parser.push(&chunk) {
             match event.kind.as_str() {
-                "message" => run.receive(receipts, &serde_json::from_str::<Seen>(&event.data)?),
-                "reset" => receipts.resets += 1,
+                SSE_MESSAGE => run.receive(receipts, &serde_json::from_str::<Seen>(&event.data)?),
+                SSE_RESET => receipts.resets += 1,
                 _ => {}
             }
         }
@@ -94,7 +95,7 @@ impl EventParser {
             let kind = self.kind.take();
             let data = self.data.take()?;
             return Some(Event {
-                kind: kind.unwrap_or_else(|| "message".into()),
+                kind: kind.unwrap_or_else(|| SSE_MESSAGE.into()),
                 data,
             });
         }

@@ -1,5 +1,6 @@
 //! The four transports by name: the one list the API, the command line, `/metrics`,
-//! `/api/stats`, the bench and its charts derive from.
+//! `/api/stats`, the bench and its charts derive from. (On the page, the same list is
+//! `web/transports/index.js`.)
 //!
 //! Adding a fifth technique starts here: a new [`Transport`] variant makes the compiler
 //! point at every `match` that must say what it does (its names here, the bench's
