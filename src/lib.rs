@@ -6,6 +6,7 @@
 //! HTTP; the transports know nothing of storage.
 
 pub mod api;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod error;

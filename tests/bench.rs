@@ -1,6 +1,8 @@
 //! The bench measured against the real server: its clients speak each transport, and
 //! its accounting matches what was published, connection for connection.
 
+#![cfg(feature = "bench")]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
