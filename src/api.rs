@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -12,17 +12,14 @@ use crate::extract::Json;
 use crate::hub::Bounds;
 use crate::message::{Message, NewMessage, Via};
 use crate::state::AppState;
-use crate::state::ClientAddr;
+use crate::transport::{self, arrival::Arrival};
 
 /// `POST /api/messages` `{"author","text"}`: 201 with the stored message.
 pub async fn publish(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
+    arrival: Arrival,
     Json(new): Json<NewMessage>,
 ) -> Result<(StatusCode, axum::Json<Message>), ApiError> {
-    let draft = new.validate(Via::Http)?;
-    app.publish_rate.check(client.ip())?;
-    let entry = app.hub.publish(draft).await?;
+    let entry = transport::publish(&arrival.app, arrival.ip, new, Via::Http).await?;
     Ok((StatusCode::CREATED, axum::Json(entry.message.clone())))
 }
 

@@ -20,32 +20,24 @@
 //! each answer the client must ask again; messages published in that gap are not lost,
 //! because the next request's `since` picks them up.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use tokio::time::{Instant, sleep_until};
 
+use super::arrival::Arrival;
 use super::cursor::{CursorParams, non_negative};
-use super::{Attendance, short_poll};
+use super::short_poll;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::Cursor;
-use crate::presence::Visitor;
 use crate::protocol::{MAX_HOLD, Transport};
-use crate::state::AppState;
-use crate::state::ClientAddr;
 
 /// `GET /api/messages/long-poll?since=ID&timeout=S`: answer when there is news.
-pub async fn long_poll(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
-) -> Result<Response, ApiError> {
-    let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
-    let mut attendance = Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip())?;
+pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
+    let params = &arrival.params;
+    let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(params)?);
+    let mut attendance = arrival.attend(Transport::LongPoll)?;
+    let app = &arrival.app;
     let deadline = Instant::now() + hold;
     app.hub.settle(cursor).await;
     loop {

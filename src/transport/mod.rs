@@ -8,8 +8,11 @@
 //! | [`websocket`]  | an upgraded connection, frames both ways      | both, any time   |
 //!
 //! All four read the same [`Hub`](crate::hub::Hub); what they share beyond it is in
-//! [`cursor`] (parameters) and [`Attendance`] (counting who is connected).
+//! [`arrival`] (what a request brings: who, from where, which cursor), [`cursor`]
+//! (parsing the parameters), [`Attendance`] (counting who is connected) and
+//! [`publish`] (the one way a message enters the hub, over HTTP or WebSocket).
 
+pub mod arrival;
 pub mod cursor;
 pub mod long_poll;
 pub mod short_poll;
@@ -23,10 +26,25 @@ use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
 use crate::hub::Entry;
+use crate::message::{NewMessage, Via};
 use crate::presence::{Seat, Visitor};
 use crate::protocol::Transport;
 use crate::state::AppState;
 use crate::stats::Counters;
+
+/// The one way a message enters the hub, whichever way it came: checked against the
+/// message rules, then against the sender's publish rate, then stored. An error says
+/// which step refused it; nothing is stored unless every step passed.
+pub async fn publish(
+    app: &AppState,
+    ip: IpAddr,
+    new: NewMessage,
+    via: Via,
+) -> Result<Arc<Entry>, ApiError> {
+    let draft = new.validate(via)?;
+    app.publish_rate.check(ip)?;
+    Ok(app.hub.publish(draft).await?)
+}
 
 /// A request or connection in progress: counted in `open`, held against the
 /// connection caps and listed as online until dropped, however it ends (answered,

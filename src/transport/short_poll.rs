@@ -17,33 +17,21 @@
 //! one interval before a message is seen. Gain: nothing is held open on the server,
 //! and it works through any proxy, cache or firewall that speaks HTTP.
 
-use std::sync::Arc;
-
-use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 
 use super::Attendance;
-use super::cursor::CursorParams;
+use super::arrival::Arrival;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::{Cursor, Page};
-use crate::presence::Visitor;
-use crate::protocol::PollAnswer;
-use crate::protocol::Transport;
-use crate::state::AppState;
-use crate::state::ClientAddr;
+use crate::protocol::{PollAnswer, Transport};
 use crate::stats::Counters;
 
 /// `GET /api/messages?since=ID&limit=N`: whatever is newer than `since`, right now.
-pub async fn poll(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
-) -> Result<Response, ApiError> {
-    let (cursor, limit) = (params.cursor()?, params.limit()?);
-    let mut attendance = Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip())?;
+pub async fn poll(arrival: Arrival) -> Result<Response, ApiError> {
+    let (cursor, limit) = (arrival.params.cursor()?, arrival.params.limit()?);
+    let mut attendance = arrival.attend(Transport::ShortPoll)?;
+    let app = &arrival.app;
     app.hub.settle(cursor).await;
     Ok(answer(&mut attendance, cursor, app.hub.page(cursor, limit)))
 }

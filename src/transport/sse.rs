@@ -27,35 +27,26 @@
 //! text you can read with `curl -N`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt, stream};
 
 use super::Attendance;
+use super::arrival::Arrival;
 use super::cursor::{CursorParams, cursor_from};
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
-use crate::presence::Visitor;
 use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
 use crate::state::AppState;
-use crate::state::ClientAddr;
 use crate::stats::Counters;
 
 /// `GET /api/events?since=ID`: the stream of events.
-pub async fn events(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    headers: HeaderMap,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
-) -> Result<Response, ApiError> {
-    let cursor = resume_point(&headers, &params)?;
-    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;
+pub async fn events(headers: HeaderMap, arrival: Arrival) -> Result<Response, ApiError> {
+    let cursor = resume_point(&headers, &arrival.params)?;
+    let attendance = arrival.attend(Transport::Sse)?;
+    let app = arrival.app;
     let events =
         stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
     let keep_alive = KeepAlive::new()

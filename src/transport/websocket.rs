@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
@@ -41,14 +40,11 @@ use tokio::time::{Instant, interval_at, sleep_until, timeout};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::Attendance;
-use super::cursor::CursorParams;
+use super::arrival::Arrival;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::message::Via;
-use crate::presence::Visitor;
 use crate::protocol::{ClientFrame, ServerFrame, Transport};
-use crate::state::ClientAddr;
 use crate::state::{AppState, MAX_BODY_BYTES};
 use crate::stats::Counters;
 
@@ -65,17 +61,15 @@ enum FromReader {
 
 /// `GET /api/ws?since=ID`: checks the page's origin, then upgrades.
 pub async fn upgrade(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
     headers: HeaderMap,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
+    arrival: Arrival,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws?;
-    app.origins.check(&headers)?;
-    let cursor = params.cursor()?;
-    let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip())?;
+    arrival.app.origins.check(&headers)?;
+    let cursor = arrival.params.cursor()?;
+    let attendance = arrival.attend(Transport::Websocket)?;
+    let (app, ip) = (arrival.app, arrival.ip);
     // Taken before the upgrade completes, so that a shutdown in between still waits
     // for this socket's close frame.
     let tracked = app.sockets.token();
@@ -85,9 +79,7 @@ pub async fn upgrade(
         // The library reserves a 128 KiB read buffer per socket by default; clients
         // send small frames, so 4 KiB keeps an idle connection cheap.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
-            connection(socket, app, attendance, cursor, client.ip(), tracked)
-        }))
+        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, ip, tracked)))
 }
 
 /// One client's connection, from upgrade to close.
@@ -159,7 +151,7 @@ async fn read_frames(
         // from the next one.
         let _ = to_writer.try_send(FromReader::Heard);
         let outcome = match frame {
-            Ok(Message::Text(text)) => publish(&app, ip, &text).await,
+            Ok(Message::Text(text)) => publish_frame(&app, ip, &text).await,
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
             Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
@@ -184,14 +176,12 @@ async fn read_frames(
 
 /// A `send` frame becomes a message in the hub; anything else, or a message the store
 /// could not keep, is explained back.
-async fn publish(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
+async fn publish_frame(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
     let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
         format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
     })?;
-    let draft = new.validate(Via::Websocket).map_err(|e| e.to_string())?;
-    app.publish_rate.check(ip).map_err(|e| e.to_string())?;
-    let stored = app.hub.publish(draft).await;
-    stored.map(drop).map_err(|e| ApiError::from(e).to_string())
+    let stored = super::publish(app, ip, new, Via::Websocket).await;
+    stored.map(drop).map_err(|e| e.to_string())
 }
 
 /// A delivery as a text frame.
