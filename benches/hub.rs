@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pushlab::hub::{Cursor, Delivery, Hub, StoreSpec};
+use pushlab::hub::{Cursor, Delivery, Hub, Room, StoreSpec};
 use pushlab::message::{Draft, Via};
+use pushlab::room::RoomName;
 use tokio::runtime::Runtime;
 
 /// What the server keeps by default.
@@ -41,17 +42,17 @@ fn runtime() -> Runtime {
         .expect("a runtime")
 }
 
-/// A hub on the default store (memory) keeping the default history.
+/// A hub on the default store (memory) keeping the default history and rooms.
 fn hub(runtime: &Runtime) -> Hub {
     runtime
-        .block_on(Hub::open(&StoreSpec::Memory, HISTORY))
+        .block_on(Hub::open(&StoreSpec::Memory, HISTORY, 1000))
         .expect("the memory store always opens")
 }
 
 /// A hub with `subscribers` tasks waiting for its next message, counting deliveries.
 struct Audience {
     runtime: Runtime,
-    hub: Hub,
+    hub: Room,
     subscribers: u64,
     delivered: Arc<AtomicU64>,
 }
@@ -59,7 +60,7 @@ struct Audience {
 impl Audience {
     fn new(subscribers: u64) -> Self {
         let runtime = runtime();
-        let hub = hub(&runtime);
+        let hub = hub(&runtime).room(&RoomName::lobby());
         let delivered = Arc::new(AtomicU64::new(0));
         let waiting = Arc::new(AtomicU64::new(0));
         for _ in 0..subscribers {
@@ -126,7 +127,7 @@ fn publish(c: &mut Criterion) {
 
 fn resume(c: &mut Criterion) {
     let runtime = runtime();
-    let hub = hub(&runtime);
+    let hub = hub(&runtime).room(&RoomName::lobby());
     runtime.block_on(async {
         for _ in 0..HISTORY {
             hub.publish(draft()).await.expect("memory never refuses");

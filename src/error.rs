@@ -11,14 +11,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::hub::StoreError;
+use crate::hub::{PublishError, RoomsFull, StoreError};
 use crate::message::Invalid;
+use crate::room::BadRoomName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A query parameter or header that is not what the endpoint takes.
     #[error("{0}")]
     BadRequest(String),
+    /// A room name that is not 1–64 of `A-Z a-z 0-9 _ -`.
+    #[error(transparent)]
+    BadRoom(#[from] BadRoomName),
+    /// A first message to a new room, past `--max-rooms`.
+    #[error("{0}; publish to a room that exists (GET /api/rooms lists them)")]
+    RoomsFull(RoomsFull),
     /// Well-formed JSON whose fields break the message rules.
     #[error(transparent)]
     Invalid(#[from] Invalid),
@@ -61,7 +68,7 @@ pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::Query(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Query(_) | Self::BadRoom(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Json(rejection) if body_timed_out(rejection) => StatusCode::REQUEST_TIMEOUT,
             Self::Json(rejection) => rejection.status(),
@@ -71,7 +78,7 @@ impl ApiError {
             Self::ForeignOrigin(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::RoomsFull(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -82,6 +89,15 @@ impl ApiError {
             Self::Busy(_) => Some(BUSY_RETRY_AFTER),
             Self::StoreUnavailable(_) => Some(STORE_RETRY_AFTER),
             _ => None,
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::RoomsFull(full) => Self::RoomsFull(full),
+            PublishError::Store(error) => Self::StoreUnavailable(error),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod protocol;
+pub mod room;
 pub mod server;
 pub mod state;
 pub mod stats;
@@ -42,18 +43,33 @@ use crate::transport::{long_poll, short_poll, sse, websocket};
 
 pub use state::AppState;
 
+/// The paths of one room under `prefix`: `/api` for the lobby (the paths from before
+/// rooms), `/api/rooms/{room}` for any room.
+fn room_paths(router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
+    router
+        .route(
+            &format!("{prefix}/messages"),
+            get(short_poll::poll).post(api::publish),
+        )
+        .route(
+            &format!("{prefix}/messages/long-poll"),
+            get(long_poll::long_poll),
+        )
+        .route(&format!("{prefix}/events"), get(sse::events))
+        .route(&format!("{prefix}/ws"), get(websocket::upgrade))
+        .route(&format!("{prefix}/presence"), get(api::presence))
+}
+
 /// The whole HTTP API and the page.
 pub fn app(state: Arc<AppState>) -> Router {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
-    let api = Router::new()
-        .route("/api/messages", get(short_poll::poll).post(api::publish))
-        .route("/api/messages/long-poll", get(long_poll::long_poll))
-        .route("/api/events", get(sse::events))
-        .route("/api/ws", get(websocket::upgrade))
+    let api = Router::new();
+    let api = room_paths(api, "/api"); // the lobby's, as before rooms
+    let api = room_paths(api, "/api/rooms/{room}")
+        .route("/api/rooms", get(api::rooms))
         .route("/api/stats", get(api::stats))
-        .route("/api/presence", get(api::presence))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))

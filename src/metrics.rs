@@ -27,6 +27,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::protocol::Transport;
+use crate::room::RoomName;
 use crate::state::AppState;
 use crate::stats::{Counters, Stats};
 
@@ -102,17 +103,21 @@ impl Collector for Scrape {
         }
 
         let hub = &self.0.hub;
-        let bounds = hub.bounds();
         let gauges = [
             (
                 "pushlab_last_id",
-                "The newest message id this instance holds.",
-                bounds.newest,
+                "The newest message id this instance holds in the lobby room.",
+                hub.bounds(&RoomName::lobby()).newest,
             ),
             (
                 "pushlab_retained_messages",
-                "Messages this instance holds in memory.",
-                bounds.newest + 1 - bounds.oldest,
+                "Messages this instance holds in memory, over every room.",
+                hub.retained(),
+            ),
+            (
+                "pushlab_rooms",
+                "Rooms in memory: with messages, or with someone in them.",
+                hub.room_count() as u64,
             ),
         ];
         for (name, help, value) in gauges {

@@ -49,7 +49,12 @@ impl AppState {
     /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
     pub async fn open(config: Config) -> Result<Self, StoreError> {
         Ok(Self {
-            hub: Hub::open(&config.store, config.history as usize).await?,
+            hub: Hub::open(
+                &config.store,
+                config.history as usize,
+                config.max_rooms as usize,
+            )
+            .await?,
             stats: Stats::default(),
             presence: Presence::default(),
             publish_rate: PublishRate::new(&config),

@@ -24,6 +24,25 @@ pub struct Bounds {
     pub newest: u64,
 }
 
+impl Bounds {
+    /// A room that never had a message.
+    pub const EMPTY: Self = Self {
+        oldest: 1,
+        newest: 0,
+    };
+
+    /// How many messages are held.
+    pub fn len(&self) -> u64 {
+        self.newest + 1 - self.oldest
+    }
+
+    /// Nothing was ever published here (a history that held something always keeps
+    /// its newest message).
+    pub fn is_empty(&self) -> bool {
+        self.newest == 0
+    }
+}
+
 /// The newest `capacity` messages, oldest first.
 pub struct History {
     entries: VecDeque<Arc<Entry>>,

@@ -35,9 +35,11 @@ use redis::{AsyncCommands, AsyncConnectionConfig, Client, Script};
 use tokio::task::JoinHandle;
 
 use super::entry::Entry;
+use super::rooms::Rooms;
 use super::store::{Store, StoreError, via_name, via_named};
 use super::view::View;
 use crate::message::{Draft, Message};
+use crate::room::{LOBBY, RoomName};
 
 /// The id counter and the stream. The `{chat}` hash tag puts both keys in one slot,
 /// as a script that touches two keys needs on a Redis Cluster.
@@ -117,7 +119,8 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects (failing with the address if Redis cannot be reached), loads the
     /// newest `keep` messages into `view` and starts following the stream.
-    pub async fn open(url: &str, view: Arc<View>, keep: usize) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, rooms: Arc<Rooms>, keep: usize) -> Result<Self, StoreError> {
+        let view = rooms.stored(&RoomName::lobby());
         let name: Arc<str> = format!("Redis at {}", without_password(url)).into();
         let unreachable = |e| StoreError::new(&name, format_args!("cannot connect ({e})"));
         let client = Client::open(url).map_err(unreachable)?;
@@ -160,8 +163,19 @@ impl Drop for RedisStore {
 }
 
 impl Store for RedisStore {
-    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>> {
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        _view: &'a Arc<View>,
+        draft: Draft,
+    ) -> BoxFuture<'a, Result<Arc<Entry>, StoreError>> {
         Box::pin(async move {
+            if room.as_str() != LOBBY {
+                return Err(StoreError::new(
+                    &self.name,
+                    "only the lobby room is shared through Redis yet",
+                ));
+            }
             let mut script = APPEND.key(ID_KEY);
             script
                 .key(LOG_KEY)

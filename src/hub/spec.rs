@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::redis::{FOLLOWER_LAG_GRACE, RedisStore};
+use super::rooms::Rooms;
 use super::sqlite::SqliteStore;
 use super::store::{MemoryStore, Store, StoreError};
-use super::view::View;
 
 /// The value of `--store`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,17 +58,17 @@ impl fmt::Display for StoreSpec {
     }
 }
 
-/// Opens the store `spec` names, loads the newest `keep` messages it holds into
-/// `view`, and starts whatever keeps the view fed.
+/// Opens the store `spec` names, loads the newest `keep` messages of each room it
+/// holds into that room's view, and starts whatever keeps the views fed.
 pub async fn open(
     spec: &StoreSpec,
-    view: Arc<View>,
+    rooms: Arc<Rooms>,
     keep: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match spec {
-        StoreSpec::Memory => Arc::new(MemoryStore::new(view)),
-        StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path, view, keep).await?),
-        StoreSpec::Redis(url) => Arc::new(RedisStore::open(url, view, keep).await?),
+        StoreSpec::Memory => Arc::new(MemoryStore),
+        StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path, rooms, keep).await?),
+        StoreSpec::Redis(url) => Arc::new(RedisStore::open(url, rooms, keep).await?),
     })
 }
 

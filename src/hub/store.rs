@@ -6,8 +6,8 @@
 //! | `sqlite:PATH`     | a SQLite file, written by one writer thread   | yes                | one       |
 //! | `redis://HOST:PORT` | a capped Redis stream, ids from one counter | yes (with AOF)     | many      |
 //!
-//! A store does one thing for the hub: make a draft the next message of the chat and
-//! see that it reaches this instance's view. Reads never come here: every
+//! A store does one thing for the hub: make a draft the next message of its room and
+//! see that it reaches this instance's view of that room. Reads never come here: every
 //! transport reads the view, which each store keeps filled in id order (see
 //! `view.rs`). So a store's only failure a client can see is a publish that could not
 //! be stored, which the API answers with 503 and `Retry-After`, never a silent drop.
@@ -20,13 +20,20 @@ use futures::future::BoxFuture;
 use super::entry::Entry;
 use super::view::View;
 use crate::message::{Draft, Via};
+use crate::room::RoomName;
 
-/// The chat's log: it assigns ids (1, 2, 3… strictly increasing, never reused) and
-/// feeds this instance's view.
+/// The chat's log: it assigns each room's ids (1, 2, 3… strictly increasing, never
+/// reused) and feeds this instance's view of each room.
 pub trait Store: Send + Sync + 'static {
-    /// Makes `draft` the next message. Resolves with the message as stored, once it is
-    /// in this instance's view, so that the publisher's next read sees it.
-    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>>;
+    /// Makes `draft` the next message of `room`, whose view here is `view`. Resolves
+    /// with the message as stored, once it is in `view`, so that the publisher's next
+    /// read sees it.
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        view: &'a Arc<View>,
+        draft: Draft,
+    ) -> BoxFuture<'a, Result<Arc<Entry>, StoreError>>;
 }
 
 /// A store that could not do what was asked; the words name the store and say why.
@@ -47,20 +54,18 @@ impl StoreError {
     }
 }
 
-/// The default: the view is the whole log, and nothing is written anywhere else.
-pub struct MemoryStore {
-    view: Arc<View>,
-}
-
-impl MemoryStore {
-    pub fn new(view: Arc<View>) -> Self {
-        Self { view }
-    }
-}
+/// The default: each room's view is its whole log, and nothing is written anywhere
+/// else.
+pub struct MemoryStore;
 
 impl Store for MemoryStore {
-    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.view.append_next(draft))))
+    fn append<'a>(
+        &'a self,
+        _room: &'a RoomName,
+        view: &'a Arc<View>,
+        draft: Draft,
+    ) -> BoxFuture<'a, Result<Arc<Entry>, StoreError>> {
+        Box::pin(std::future::ready(Ok(view.append_next(draft))))
     }
 }
 

@@ -32,21 +32,22 @@ use crate::error::ApiError;
 use crate::hub::Cursor;
 use crate::protocol::{MAX_HOLD, Transport};
 
-/// `GET /api/messages/long-poll?since=ID&timeout=S`: answer when there is news.
+/// `GET /api/rooms/{room}/messages/long-poll?since=ID&timeout=S` (the lobby's at
+/// `/api/messages/long-poll`): answer when there is news in the room.
 pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
     let params = &arrival.params;
     let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(params)?);
     let mut attendance = arrival.attend(Transport::LongPoll)?;
-    let app = &arrival.app;
+    let room = attendance.room().clone();
     let deadline = Instant::now() + hold;
-    app.hub.settle(cursor).await;
+    room.settle(cursor).await;
     loop {
         // Register for the next publish before looking, so none slips between the two.
-        let published = app.hub.next_publish();
+        let published = room.next_publish();
         tokio::pin!(published);
         published.as_mut().enable();
 
-        let page = app.hub.page(cursor, limit);
+        let page = room.page(cursor, limit);
         // Answer at once with news, with a reset (a cursor ahead of the hub is never
         // held), or when the client asked not to wait.
         if !page.entries.is_empty() || page.reset || hold.is_zero() {
@@ -58,7 +59,7 @@ pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
         tokio::select! {
             () = &mut published => continue,
             () = sleep_until(deadline) => {}
-            () = app.shutdown.cancelled() => {}
+            () = arrival.app.shutdown.cancelled() => {}
         }
         return Ok(short_poll::answer(&mut attendance, cursor, page));
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
-use crate::hub::Entry;
+use crate::hub::{Entry, Room};
 use crate::message::{NewMessage, Via};
 use crate::presence::{Seat, Visitor};
 use crate::protocol::Transport;
@@ -37,20 +37,22 @@ use crate::stats::Counters;
 /// which step refused it; nothing is stored unless every step passed.
 pub async fn publish(
     app: &AppState,
+    room: &Room,
     ip: IpAddr,
     new: NewMessage,
     via: Via,
 ) -> Result<Arc<Entry>, ApiError> {
     let draft = new.validate(via)?;
     app.publish_rate.check(ip)?;
-    Ok(app.hub.publish(draft).await?)
+    Ok(room.publish(draft).await?)
 }
 
-/// A request or connection in progress: counted in `open`, held against the
-/// connection caps and listed as online until dropped, however it ends (answered,
+/// A request or connection in progress: in its room, counted in `open`, held against
+/// the connection caps and listed as online until dropped, however it ends (answered,
 /// closed by the client, or cancelled).
 pub struct Attendance {
     app: Arc<AppState>,
+    room: Arc<Room>,
     transport: Transport,
     seat: Option<Seat>,
     ip: IpAddr,
@@ -64,11 +66,12 @@ impl Attendance {
     /// connection caps for a transport that holds its connection (503).
     pub fn begin(
         app: &Arc<AppState>,
+        room: Arc<Room>,
         transport: Transport,
         visitor: &Visitor,
         ip: IpAddr,
     ) -> Result<Self, ApiError> {
-        let seat = visitor.seat(transport)?;
+        let seat = visitor.seat(room.name(), transport)?;
         if transport.holds_connection() {
             app.caps.admit(ip)?;
         }
@@ -80,11 +83,17 @@ impl Attendance {
         Counters::add(&counters.open, 1);
         Ok(Self {
             app: app.clone(),
+            room,
             transport,
             seat,
             ip,
             news_since: Utc::now(),
         })
+    }
+
+    /// The room this client is in: what it reads, and where it publishes.
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
     }
 
     /// This transport's counters.

@@ -27,13 +27,14 @@ use crate::hub::{Cursor, Page};
 use crate::protocol::{PollAnswer, Transport};
 use crate::stats::Counters;
 
-/// `GET /api/messages?since=ID&limit=N`: whatever is newer than `since`, right now.
+/// `GET /api/rooms/{room}/messages?since=ID&limit=N` (the lobby's at `/api/messages`):
+/// whatever is newer than `since`, right now.
 pub async fn poll(arrival: Arrival) -> Result<Response, ApiError> {
     let (cursor, limit) = (arrival.params.cursor()?, arrival.params.limit()?);
     let mut attendance = arrival.attend(Transport::ShortPoll)?;
-    let app = &arrival.app;
-    app.hub.settle(cursor).await;
-    Ok(answer(&mut attendance, cursor, app.hub.page(cursor, limit)))
+    let room = attendance.room().clone();
+    room.settle(cursor).await;
+    Ok(answer(&mut attendance, cursor, room.page(cursor, limit)))
 }
 
 /// Turns a page of the history into the poll answer, and counts what it sends.

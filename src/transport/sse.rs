@@ -39,16 +39,15 @@ use super::cursor::{CursorParams, cursor_from};
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery};
 use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
-use crate::state::AppState;
 use crate::stats::Counters;
 
-/// `GET /api/events?since=ID`: the stream of events.
+/// `GET /api/rooms/{room}/events?since=ID` (the lobby's at `/api/events`): the stream
+/// of the room's events.
 pub async fn events(headers: HeaderMap, arrival: Arrival) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &arrival.params)?;
     let attendance = arrival.attend(Transport::Sse)?;
     let app = arrival.app;
-    let events =
-        stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
+    let events = stream_from(attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
     let keep_alive = KeepAlive::new()
         .interval(app.config.sse_keep_alive)
         .text("keep-alive");
@@ -72,11 +71,10 @@ fn resume_point(headers: &HeaderMap, params: &CursorParams) -> Result<Cursor, Ap
 
 /// A `retry:` hint, then one event per delivery.
 fn stream_from(
-    app: &AppState,
     attendance: Attendance,
     cursor: Cursor,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
-    let subscription = app.hub.subscribe(cursor);
+    let subscription = attendance.room().subscribe(cursor);
     let retry = Event::default().retry(SSE_RETRY);
     let deliveries = stream::unfold(
         (attendance, subscription),

@@ -42,7 +42,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use super::Attendance;
 use super::arrival::Arrival;
 use crate::error::ApiError;
-use crate::hub::{Cursor, Delivery};
+use crate::hub::{Cursor, Delivery, Room};
 use crate::message::Via;
 use crate::protocol::{ClientFrame, ServerFrame, Transport};
 use crate::state::{AppState, MAX_BODY_BYTES};
@@ -59,7 +59,8 @@ enum FromReader {
     Heard,
 }
 
-/// `GET /api/ws?since=ID`: checks the page's origin, then upgrades.
+/// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`): checks the page's
+/// origin, then upgrades.
 pub async fn upgrade(
     headers: HeaderMap,
     arrival: Arrival,
@@ -93,9 +94,10 @@ async fn connection(
 ) {
     let config = &app.config;
     let (mut sink, stream) = socket.split();
-    let mut subscription = app.hub.subscribe(cursor);
+    let room = attendance.room().clone();
+    let mut subscription = room.subscribe(cursor);
     let (to_writer, mut from_reader) = mpsc::channel(16);
-    let reader = tokio::spawn(read_frames(stream, app.clone(), ip, to_writer));
+    let reader = tokio::spawn(read_frames(stream, app.clone(), room, ip, to_writer));
 
     let mut pings = interval_at(Instant::now() + config.ws_ping, config.ws_ping);
     // When the oldest unanswered ping must be answered by.
@@ -143,6 +145,7 @@ async fn connection(
 async fn read_frames(
     mut stream: SplitStream<WebSocket>,
     app: Arc<AppState>,
+    room: Arc<Room>,
     ip: IpAddr,
     to_writer: mpsc::Sender<FromReader>,
 ) {
@@ -151,7 +154,7 @@ async fn read_frames(
         // from the next one.
         let _ = to_writer.try_send(FromReader::Heard);
         let outcome = match frame {
-            Ok(Message::Text(text)) => publish_frame(&app, ip, &text).await,
+            Ok(Message::Text(text)) => publish_frame(&app, &room, ip, &text).await,
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
             Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
@@ -174,13 +177,13 @@ async fn read_frames(
     }
 }
 
-/// A `send` frame becomes a message in the hub; anything else, or a message the store
+/// A `send` frame becomes a message in the socket's room; anything else, or a message the store
 /// could not keep, is explained back.
-async fn publish_frame(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
+async fn publish_frame(app: &AppState, room: &Room, ip: IpAddr, text: &str) -> Result<(), String> {
     let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
         format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
     })?;
-    let stored = super::publish(app, ip, new, Via::Websocket).await;
+    let stored = super::publish(app, room, ip, new, Via::Websocket).await;
     stored.map(drop).map_err(|e| e.to_string())
 }
 

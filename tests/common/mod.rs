@@ -17,6 +17,12 @@ use tokio_tungstenite::tungstenite;
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// The path of an endpoint of a room: `in_room("maths", "events")` is
+/// `/api/rooms/maths/events`.
+pub fn in_room(room: &str, endpoint: &str) -> String {
+    format!("/api/rooms/{room}/{endpoint}")
+}
+
 /// A pushlab server running in this process.
 pub struct Server {
     pub base: String,
@@ -70,9 +76,14 @@ impl Server {
 
     /// Posts a message over HTTP and returns the stored message.
     pub async fn post(&self, author: &str, text: &str) -> Value {
+        self.post_to("lobby", author, text).await
+    }
+
+    /// Posts a message to a room over HTTP and returns the stored message.
+    pub async fn post_to(&self, room: &str, author: &str, text: &str) -> Value {
         let response = self
             .http
-            .post(self.url("/api/messages"))
+            .post(self.url(&in_room(room, "messages")))
             .json(&json!({ "author": author, "text": text }))
             .send()
             .await
@@ -146,7 +157,17 @@ pub struct SseClient {
 
 impl SseClient {
     pub async fn connect(server: &Server, query: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = server.http.get(server.url(&format!("/api/events{query}")));
+        Self::connect_to(server, "/api/events", query, last_event_id).await
+    }
+
+    /// Opens the stream at `path` (a room's `…/events`).
+    pub async fn connect_to(
+        server: &Server,
+        path: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Self {
+        let mut request = server.http.get(server.url(&format!("{path}{query}")));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -262,7 +283,12 @@ impl WsClient {
     }
 
     pub async fn connect(server: &Server, query: &str) -> Self {
-        let url = format!("ws://{}/api/ws{query}", server.addr);
+        Self::connect_to(server, "/api/ws", query).await
+    }
+
+    /// Connects to the socket at `path` (a room's `…/ws`).
+    pub async fn connect_to(server: &Server, path: &str, query: &str) -> Self {
+        let url = format!("ws://{}{path}{query}", server.addr);
         let (socket, _) = within(
             "the WebSocket handshake",
             tokio_tungstenite::connect_async(url),
@@ -324,21 +350,23 @@ impl WsClient {
 
 /// A short-poll or long-poll client that follows `last_id`.
 pub struct Poller {
-    pub path: &'static str,
+    pub path: String,
     pub cursor: u64,
 }
 
 impl Poller {
     pub fn short() -> Self {
-        Self {
-            path: "/api/messages",
-            cursor: 0,
-        }
+        Self::at("/api/messages")
     }
 
     pub fn long() -> Self {
+        Self::at("/api/messages/long-poll")
+    }
+
+    /// A poller of `path` (a room's `…/messages` or `…/messages/long-poll`).
+    pub fn at(path: &str) -> Self {
         Self {
-            path: "/api/messages/long-poll",
+            path: path.to_owned(),
             cursor: 0,
         }
     }
