@@ -47,6 +47,12 @@ pub struct HubCounters {
     pub lags: AtomicU64,
 }
 
+impl HubCounters {
+    pub fn count_store_error(&self) {
+        self.store_errors.fetch_add(1, Relaxed);
+    }
+}
+
 impl View {
     /// A view of the newest `capacity` messages whose live channel buffers
     /// `live_capacity` messages per subscriber; see [`View::ahead_grace`].
@@ -168,7 +174,7 @@ impl View {
     }
 
     pub fn count_store_error(&self) {
-        self.counters.store_errors.fetch_add(1, Relaxed);
+        self.counters.count_store_error();
     }
 
     pub(super) fn count_lag(&self) {
