@@ -38,6 +38,16 @@ function randomId() {
 const client = stored('pushlab.client', randomId);
 let author = stored('pushlab.author', () => `guest-${Math.floor(100 + Math.random() * 900)}`);
 
+// ---- room -----------------------------------------------------------------
+
+// Each room is its own chat. The page starts in ?room=… (or the lobby).
+const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const asked = new URLSearchParams(location.search).get('room');
+let room = asked && ROOM_NAME.test(asked) ? asked : 'lobby';
+
+/** The messages endpoint of the current room, for posting. */
+const roomPath = (endpoint) => `/api/rooms/${encodeURIComponent(room)}/${endpoint}`;
+
 // ---- language -------------------------------------------------------------
 
 let savedLanguage = null;
@@ -67,7 +77,7 @@ for (const kind of KINDS) {
   $('#tab-compare').before(tab);
 }
 
-const connections = new Connections({ client, name: author });
+const connections = new Connections({ client, name: author, room });
 const panes = {};
 const template = $('#pane-template');
 for (const kind of KINDS) {
@@ -114,6 +124,14 @@ connections.on('snapshot', (model) => {
   for (const pane of Object.values(panes)) pane.setInterval(model.interval);
   renderOnline(model.presence);
 });
+// Another room: every pane starts over with that room's chat.
+connections.on('room', (model) => {
+  for (const kind of KINDS) {
+    panes[kind].clear();
+    panes[kind].load(model.panes[kind]);
+  }
+  renderOnline(model.presence);
+});
 connections.on('role', (role) => {
   const badge = $('#role');
   badge.dataset.role = role;
@@ -156,7 +174,7 @@ $('#composer').addEventListener('submit', async (event) => {
     return;
   }
   try {
-    const response = await fetch('/api/messages', {
+    const response = await fetch(roomPath('messages'), {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ author: name, text }),
@@ -171,6 +189,25 @@ $('#composer').addEventListener('submit', async (event) => {
   } catch {
     showStatus('composer.network', {}, true);
   }
+});
+
+// ---- room field -----------------------------------------------------------
+
+const roomInput = $('#room');
+roomInput.value = room;
+$('#room-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const next = roomInput.value.trim();
+  if (!ROOM_NAME.test(next)) {
+    showStatus('room.invalid', {}, true);
+    return;
+  }
+  if (next === room) return;
+  room = next;
+  const query = room === 'lobby' ? '' : `?room=${encodeURIComponent(room)}`;
+  history.replaceState(null, '', `${location.pathname}${query}${location.hash}`);
+  connections.switchRoom(room);
+  showStatus('room.now', { room });
 });
 
 // ---- views (tabs) ---------------------------------------------------------
@@ -195,7 +232,8 @@ function selectView(view, moveFocus = false) {
     panes[kind].focus(view === kind);
   }
   if (view === 'compare') renderCompare();
-  if (location.hash !== `#${view}`) history.replaceState(null, '', view === 'side' ? location.pathname : `#${view}`);
+  const address = `${location.pathname}${location.search}${view === 'side' ? '' : `#${view}`}`;
+  if (location.hash !== `#${view}`) history.replaceState(null, '', address);
 }
 
 for (const tab of tabs) {

@@ -223,6 +223,16 @@ export class PaneView {
     while (this.wireBody.children.length > 100) this.wireBody.lastElementChild.remove();
   }
 
+  /** Empty the pane for another room: its messages, ids and wire log are another chat's. */
+  clear() {
+    this.list.replaceChildren();
+    this.wireBody.replaceChildren();
+    this.shown.clear();
+    this.newest = 0;
+    this.latencies = [];
+    this.lastLatency = null;
+  }
+
   /** Redraw from a model another tab sent (see connections.js). */
   load(pane) {
     for (const message of pane.messages) this.addMessage(message, false);

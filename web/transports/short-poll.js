@@ -1,7 +1,7 @@
 // Short polling: ask again and again.
 //
 // How it works: every `interval` the browser sends an ordinary request,
-//   GET /api/messages?since=<cursor>
+//   GET /api/rooms/<room>/messages?since=<cursor>
 // and the server answers at once with whatever is newer than the cursor,
 // usually nothing: {"messages": [], "last_id": 41}. The answer's last_id is
 // the cursor for the next request.
@@ -43,7 +43,7 @@ export class ShortPoll extends Transport {
     this.timer = null;
     this.inflight = new AbortController();
     try {
-      const page = await fetchJson(this, `/api/messages?${this.query()}`, this.inflight.signal);
+      const page = await fetchJson(this, `${this.path('messages')}?${this.query()}`, this.inflight.signal);
       if (epoch !== this.epoch) return; // dropped or disconnected meanwhile
       this.receivePage(page);
       if (this.state !== 'connected') this.setState('connected', { cursor: this.cursor });

@@ -1,7 +1,7 @@
 // Server-Sent Events: one response that never ends.
 //
 // How it works: the browser's EventSource sends one request,
-//   GET /api/events?since=<cursor>
+//   GET /api/rooms/<room>/events?since=<cursor>
 // and the server answers with `Content-Type: text/event-stream` and keeps the
 // response open, writing each message as a small text block:
 //   id: 42
@@ -30,7 +30,7 @@ export class Sse extends Transport {
   }
 
   open(epoch) {
-    const url = `/api/events?${this.query()}`;
+    const url = `${this.path('events')}?${this.query()}`;
     const source = new EventSource(url);
     this.source = source;
     this.counters.requests++;

@@ -21,6 +21,7 @@
 //   onError(fn)      fn(text): the server refused a frame we sent (WebSocket only)
 //   counters         { requests, empty, bytes, messages, duplicates, lost }
 //   cursor           id of the last delivered message, or null before the first
+//   room             the room it reads (each room has its own ids and cursors)
 //
 // Ids are assigned by the server 1, 2, 3… with no gaps, so a transport can
 // check itself: a message at or below the cursor is a duplicate, a jump past
@@ -39,13 +40,15 @@ export class Transport {
 
   /**
    * @param {object} options
+   * @param {string} [options.room]           the room to read: 'lobby' unless told
    * @param {number|null} [options.cursor]    where to resume from (null: the 50 most recent)
    * @param {object} [options.counters]       counters to continue from
    * @param {string} [options.client]         presence id this page chose
    * @param {string} [options.name]           display name for presence
    */
-  constructor({ cursor = null, counters = {}, client = '', name = '' } = {}) {
+  constructor({ room = 'lobby', cursor = null, counters = {}, client = '', name = '' } = {}) {
     this.kind = this.constructor.kind;
+    this.room = room;
     this.cursor = cursor;
     this.client = client;
     this.name = name;
@@ -110,6 +113,15 @@ export class Transport {
   setState(state, detail = {}) {
     this.state = state;
     this.emit('status', state, detail);
+  }
+
+  /**
+   * The path of one of the room's endpoints: /api/rooms/<room>/<endpoint>, or for
+   * the lobby the shorter path it had before rooms (/api/<endpoint>).
+   */
+  path(endpoint) {
+    if (this.room === 'lobby') return `/api/${endpoint}`;
+    return `/api/rooms/${encodeURIComponent(this.room)}/${endpoint}`;
   }
 
   /** The query string every request carries: the cursor and who we are. */
