@@ -31,13 +31,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get};
+use axum::routing::{MethodRouter, any, get};
 use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
+use crate::protocol::Transport;
 use crate::state::MAX_BODY_BYTES;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
@@ -45,19 +46,22 @@ pub use state::AppState;
 
 /// The paths of one room under `prefix`: `/api` for the lobby (the paths from before
 /// rooms), `/api/rooms/{room}` for any room.
-fn room_paths(router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
-    router
-        .route(
-            &format!("{prefix}/messages"),
-            get(short_poll::poll).post(api::publish),
-        )
-        .route(
-            &format!("{prefix}/messages/long-poll"),
-            get(long_poll::long_poll),
-        )
-        .route(&format!("{prefix}/events"), get(sse::events))
-        .route(&format!("{prefix}/ws"), get(websocket::upgrade))
-        .route(&format!("{prefix}/presence"), get(api::presence))
+fn room_paths(mut router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
+    for transport in Transport::ALL {
+        let path = format!("{prefix}/{}", transport.endpoint());
+        router = router.route(&path, handler(transport));
+    }
+    router.route(&format!("{prefix}/presence"), get(api::presence))
+}
+
+/// Each transport's handler (a room's messages also take a `POST`).
+fn handler(transport: Transport) -> MethodRouter<Arc<AppState>> {
+    match transport {
+        Transport::ShortPoll => get(short_poll::poll).post(api::publish),
+        Transport::LongPoll => get(long_poll::long_poll),
+        Transport::Sse => get(sse::events),
+        Transport::Websocket => get(websocket::upgrade),
+    }
 }
 
 /// The whole HTTP API and the page.

@@ -281,13 +281,7 @@ async fn the_room_list_presence_and_counters_follow_the_rooms() {
     );
 
     assert_eq!(server.stats().await["hub"]["rooms"], 2);
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("\npushlab_rooms 2\n"), "{metrics}");
     assert!(!metrics.contains("maths"), "no metric is labelled by room");
 

@@ -114,11 +114,15 @@ export function launchBrowser() {
  * Returns { server, browser, page }; pass it to closeApp() when done.
  */
 export async function openApp({ args = [], contextOptions = {} } = {}) {
-  const server = await startServer(args);
-  const browser = await launchBrowser();
+  const { server, browser } = await startApp(args);
   const context = await browser.newContext({ locale: 'en-US', ...contextOptions });
   const page = await openPage(context, server.base);
   return { server, browser, page };
+}
+
+/** A server started with `args` and Chromium, for tests that open their own contexts. */
+export async function startApp(args = []) {
+  return { server: await startServer(args), browser: await launchBrowser() };
 }
 
 /** Closes what openApp() (or a test's own set-up) opened; safe on partial set-ups. */

@@ -21,6 +21,17 @@ pub use transport::Transport;
 
 use crate::message::NewMessage;
 
+/// Where a room's `endpoint` is (`messages`, `events`, a [`Transport::endpoint`] …):
+/// `/api/rooms/{room}/<endpoint>`, or for the lobby the path from before rooms,
+/// `/api/<endpoint>`. Both name the lobby; clients use the shorter one.
+pub fn path(room: &str, endpoint: &str) -> String {
+    if room == crate::room::LOBBY {
+        format!("/api/{endpoint}")
+    } else {
+        format!("/api/rooms/{room}/{endpoint}")
+    }
+}
+
 /// The longest a long poll is held, and the default.
 pub const MAX_HOLD: Duration = Duration::from_secs(30);
 
