@@ -209,26 +209,25 @@ async fn healthz(addr: SocketAddr) -> String {
     .await
 }
 
-/// Opens `n` connections that never send anything.
-async fn silent_sockets(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
-    let mut sockets = Vec::with_capacity(n);
-    for _ in 0..n {
-        sockets.push(TcpStream::connect(addr).await.unwrap());
+/// Opens 200 connections that never send anything, 50 at a time, and checks after
+/// each 50 that `/healthz` still answers; returns them, oldest first.
+async fn pile_up_silent_sockets(addr: SocketAddr) -> Vec<TcpStream> {
+    let mut piled = Vec::new();
+    for _ in 0..4 {
+        for _ in 0..50 {
+            piled.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let answer = healthz(addr).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
-    sockets
+    piled
 }
 
 #[tokio::test]
 async fn silent_sockets_cannot_use_up_the_descriptors() {
     // 64 descriptors: by default at most 16 idle connections are kept.
     let limited = Limited::start(64, &[]).await;
-    let addr = limited.server.addr;
-    let mut piled = Vec::new();
-    for _ in 0..4 {
-        piled.extend(silent_sockets(addr, 50).await);
-        let answer = healthz(addr).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    }
+    let mut piled = pile_up_silent_sockets(limited.server.addr).await;
     // The oldest silent sockets were the first to go.
     assert_eq!(closed_by_server(&mut piled[0]).await, "");
     let server = &limited.server;
@@ -242,13 +241,7 @@ async fn silent_sockets_cannot_use_up_the_descriptors() {
 async fn out_of_descriptors_the_oldest_idle_connection_makes_room_and_it_is_logged_once() {
     // An idle cap above the descriptor limit: accepting runs out of descriptors.
     let limited = Limited::start(64, &["--max-idle-connections", "1000"]).await;
-    let addr = limited.server.addr;
-    let mut piled = Vec::new();
-    for _ in 0..4 {
-        piled.extend(silent_sockets(addr, 50).await);
-        let answer = healthz(addr).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    }
+    let mut piled = pile_up_silent_sockets(limited.server.addr).await;
     assert_eq!(closed_by_server(&mut piled[0]).await, "");
     let server = &limited.server;
     assert!(metric(server, "pushlab_accept_failures_total").await > 0);
