@@ -15,6 +15,7 @@
 //!   until its socket is full is disconnected, so a stalled SSE stream or WebSocket
 //!   cannot hold its connection, task and buffers forever;
 //! - JSON bodies for the errors hyper answers by itself (see [`parse_errors`]);
+//! - memory handed back to the system after a flood of connections (see [`memory`]);
 //! - the client's address attached to each request, for the per-IP limits;
 //! - a bounded graceful shutdown:
 //!   1. stop accepting;
@@ -23,6 +24,7 @@
 //!   3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
 
 mod idle;
+mod memory;
 mod parse_errors;
 
 use std::convert::Infallible;
@@ -89,6 +91,11 @@ pub async fn run(
     let app = app(state.clone());
     let connections = TaskTracker::new();
     let mut trouble = AcceptTrouble::default();
+    tokio::spawn(memory::give_back_after_floods(
+        connections.clone(),
+        state.sockets.clone(),
+        state.shutdown.clone(),
+    ));
 
     tokio::pin!(shutdown);
     loop {
