@@ -11,6 +11,7 @@ pub mod bench;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod host;
 pub mod hub;
 pub mod limits;
 pub mod message;
@@ -31,15 +32,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{MethodRouter, any, get};
 use tokio::net::TcpListener;
-use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower::util::MapRequestLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
+use crate::limits::body_deadline;
+use crate::message::MAX_BODY_BYTES;
 use crate::protocol::Transport;
-use crate::state::MAX_BODY_BYTES;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
 pub use state::AppState;
@@ -69,6 +72,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
+    let host_check = middleware::from_fn_with_state(state.hosts.clone(), host::check);
     let api = Router::new();
     let api = room_paths(api, "/api"); // the lobby's, as before rooms
     let api = room_paths(api, "/api/rooms/{room}")
@@ -85,13 +89,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         None => api,
     };
     api.fallback_service(web)
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(MapRequestLayer::new(body_deadline(body_timeout)))
+        .layer(host_check)
         .layer(
             // One line per request at info level: with `--log-format json`, the
-            // structured request log.
+            // structured request log. The 5xx pushlab answers are refusals (no room,
+            // store unavailable), counted in /metrics: an ERROR line for each would
+            // let clients grow the log at will.
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
 }
 

@@ -81,7 +81,11 @@ impl<M: Serialize> ServerFrame<M> {
 
 /// A WebSocket text frame from a client.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    expecting = r#"an object with a "type""#
+)]
 pub enum ClientFrame {
     /// `{"type":"send","author":"…","text":"…"}`: publish a message.
     Send(NewMessage),
