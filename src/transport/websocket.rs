@@ -171,7 +171,9 @@ async fn read_frames(
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
             Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
-            Ok(Message::Close(_)) => break,
+            // Reading on lets the library send the answering close frame (RFC 6455
+            // §5.5.1); then it ends the stream.
+            Ok(Message::Close(_)) => Ok(()),
             Err(error) => {
                 let _ = to_writer.send(FromReader::Write(refusal(error))).await;
                 break;
