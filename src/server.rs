@@ -38,6 +38,7 @@ use tokio::time::Sleep;
 use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::tap::Tapped;
 use crate::{AppState, app};
 
 /// The address of the client that sent a request (set by [`run`]).
@@ -86,13 +87,22 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // The wire tap's one seam: what this connection reads and writes (see `tap`).
+        let tap = state.taps.connection();
+        let request_tap = tap.clone();
         let service = app
             .clone()
             .map_request(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
+                if let Some(tap) = &request_tap {
+                    request.extensions_mut().insert(tap.clone());
+                }
                 request.map(Body::new)
             });
-        let io = WriteDeadline::new(stream, write_deadline, state.clone());
+        let io = Tapped::new(
+            WriteDeadline::new(stream, write_deadline, state.clone()),
+            tap,
+        );
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
