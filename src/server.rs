@@ -88,6 +88,7 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         // The wire tap's one seam: what this connection reads and writes (see `tap`).
+        // It wraps the stream hyper reads, so under TLS it belongs above the decryption.
         let tap = state.taps.connection();
         let request_tap = tap.clone();
         let service = app

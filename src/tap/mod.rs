@@ -44,7 +44,7 @@ use hyper::body::Frame;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use self::decode::Decoder;
+use self::decode::{Decoder, Switch};
 use crate::AppState;
 use crate::config::WireTap;
 use crate::error::ApiError;
@@ -209,6 +209,9 @@ struct Recording {
     /// Bytes of a request not yet routed.
     pending: Vec<u8>,
     decoders: Option<(Decoder, Decoder)>,
+    /// HTTP/2: requests are streams of one connection, so it is recorded as a whole,
+    /// for the first tap one of its requests names.
+    multiplexed: bool,
     closed: bool,
 }
 
@@ -269,6 +272,9 @@ impl ConnectionTap {
     /// A request was routed: record it (and its response) in `tap`, or nowhere.
     fn begin(&self, tap: Option<(Arc<Tap>, &'static str)>) {
         let mut state = lock(&self.state);
+        if state.multiplexed {
+            return;
+        }
         let pending = std::mem::take(&mut state.pending);
         match tap {
             Some((tap, route)) => {
@@ -289,7 +295,10 @@ impl ConnectionTap {
 
     /// The response's body ended: what the client sends next is a new request.
     fn end(&self) {
-        lock(&self.state).exchange = Exchange::Between;
+        let mut state = lock(&self.state);
+        if !state.multiplexed {
+            state.exchange = Exchange::Between;
+        }
     }
 
     fn record(&self, state: &mut Recording, from: Side, bytes: &[u8]) {
@@ -303,6 +312,7 @@ impl ConnectionTap {
         };
         if let Some(switch) = this.feed(bytes, &mut rows) {
             other.switch(switch);
+            state.multiplexed |= switch == Switch::Http2;
         }
         if from == Side::Client && this.head_request {
             other.head_request = true;
