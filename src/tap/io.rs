@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnectionTap;
-use super::decode::Side;
+use super::row::Side;
 
 /// A connection's stream, reporting every read and write to its [`ConnectionTap`]
 /// (`None` when the operator turned the tap off: then it only passes bytes through).

@@ -1,7 +1,9 @@
 //! The decoder fed the way a socket delivers bytes: split anywhere, or run together.
 
-use super::decode::{Decoder, Row, Side, Switch};
-use super::{Taps, WireTap};
+use super::Taps;
+use super::decode::{Decoder, Switch};
+use super::row::{Row, Side};
+use crate::config::WireTap;
 
 /// Feeds `bytes` to a decoder in pieces of `piece` bytes; returns the rows.
 fn feed_in_pieces(decoder: &mut Decoder, bytes: &[u8], piece: usize) -> Vec<Row> {
