@@ -247,7 +247,7 @@ describe('SSE in the browser', () => {
     measured.request_headers = Object.keys(request.headers);
   });
 
-  it("closes for good on pushlab's 503 at its connection cap", async () => {
+  it("closes for good on pushlab's 503 at its connection cap (a WebSocket sees only 1006)", async () => {
     const pushlab = await startServer(['--max-connections', '1']);
     const holder = new AbortController();
     try {
@@ -261,6 +261,17 @@ describe('SSE in the browser', () => {
       await clock(16);
       const stats = await (await fetch(`${pushlab.base}/api/stats`)).json();
       assert.equal(stats.limits.refused_connections, 1);
+      // A WebSocket refused the same way learns as little: `error`, then close 1006.
+      const seen = await other.evaluate(
+        () =>
+          new Promise((resolve) => {
+            const seen = [];
+            const socket = new WebSocket(`ws://${location.host}/api/ws`);
+            socket.onerror = () => seen.push('error');
+            socket.onclose = (event) => resolve([...seen, `close ${event.code}`]);
+          }),
+      );
+      assert.deepEqual(seen, ['error', 'close 1006']);
     } finally {
       holder.abort();
       await pushlab.stop();
