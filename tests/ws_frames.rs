@@ -220,9 +220,10 @@ impl Raw {
     }
 }
 
-/// Opens a socket from `?since=0` on a fresh server.
+/// Opens a socket from `?since=0` on a fresh server that sends no pings (these tests
+/// read every frame the server sends, and a slow machine can take 25 s).
 async fn connected() -> (Server, Raw) {
-    let server = Server::start().await;
+    let server = Server::start_with(&["--ws-ping", "3600"]).await;
     let (raw, head) = Raw::open(&server, "?since=0").await;
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     (server, raw)
