@@ -288,3 +288,61 @@ async fn keep_alive_comments_are_shown_as_they_are_sent() {
     assert_eq!(comment["bytes"], 19, "E\\r\\n: keep-alive\\n\\n\\r\\n");
     assert_eq!(comment["head"], "45 0d 0a");
 }
+
+/// The worked example in docs/comparison.md ("What a message costs on the wire"): one
+/// 103-byte message, as each transport carries it, byte for byte.
+#[tokio::test]
+async fn one_message_costs_the_bytes_docs_comparison_quotes() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let tap = new_tap();
+    read_tap(&server, &tap).await;
+    // Requests as the bench's hyper client writes them, plus `&tap=…`.
+    let raw = |path: &str| {
+        format!(
+            "GET {path}&tap={tap} HTTP/1.1\r\nhost: {}\r\n\r\n",
+            server.addr
+        )
+    };
+    let mut long_poll = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    long_poll
+        .write_all(raw("/api/messages/long-poll?since=0&timeout=30").as_bytes())
+        .await
+        .unwrap();
+    let _sse = SseClient::connect(&server, &format!("?since=0&tap={tap}"), None).await;
+    let _ws = WsClient::connect(&server, &format!("?since=0&tap={tap}")).await;
+    let message = server.post("bench-3", "bench 5 12345678").await;
+    assert_eq!(message.to_string().len(), 103, "{message}");
+    let mut short_poll = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    short_poll
+        .write_all(raw("/api/messages?since=0&limit=1000").as_bytes())
+        .await
+        .unwrap();
+
+    let rows = rows_when(&server, &tap, |rows| {
+        rows.iter()
+            .filter(|r| r["kind"] == "body" && r["from"] == "server")
+            .count()
+            == 2
+            && rows.iter().any(|r| r["kind"] == "event")
+            && rows.iter().any(|r| r["kind"] == "frame")
+    })
+    .await;
+    let of = |route: &str, kind: &str| -> Vec<u64> {
+        rows.iter()
+            .filter(|r| r["route"] == route && r["kind"] == kind)
+            .map(|r| r["bytes"].as_u64().unwrap())
+            .collect()
+    };
+    let tap_param = format!("&tap={tap}").len() as u64;
+    // SSE: 35 bytes of framing around the 103; WebSocket: a 29-byte envelope and 4.
+    assert_eq!(of("sse", "event"), [138]);
+    assert_eq!(of("websocket", "frame"), [136]);
+    // The polls: 109 bytes of response head and a 144-byte body (a 41-byte envelope),
+    // after a request of 72 (short) or 82 (long) bytes.
+    for (route, request) in [("short_poll", 72), ("long_poll", 82)] {
+        assert_eq!(of(route, "request"), [request + tap_param], "{route}");
+        assert_eq!(of(route, "response"), [109], "{route}");
+        assert_eq!(of(route, "body"), [144], "{route}");
+    }
+}
