@@ -54,6 +54,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::tap::Tapped;
 use crate::{AppState, app};
 
 pub use idle::IdleConnections;
@@ -111,11 +112,18 @@ pub async fn run(
         };
         trouble.over();
         let _ = stream.set_nodelay(true);
+        // The wire tap's one seam: what this connection reads and writes (see `tap`).
+        // It wraps the stream hyper reads, so under TLS it belongs above the decryption.
+        let tap = state.taps.connection();
+        let request_tap = tap.clone();
         let (connection, made_room) = state.idle.open();
         let app = app.clone();
         let this = connection.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
+            if let Some(tap) = &request_tap {
+                request.extensions_mut().insert(tap.clone());
+            }
             let serving = this.serving();
             let response = app.clone().oneshot(request.map(Body::new));
             async move {
@@ -123,7 +131,11 @@ pub async fn run(
                 Ok::<_, Infallible>(response.map(|body| ServingBody::new(body, serving)))
             }
         });
-        let io = ParseErrorsAsJson::new(WriteDeadline::new(stream, write_deadline, state.clone()));
+        // Inside the JSON rewriting, so the tap sees the bytes that really leave.
+        let io = ParseErrorsAsJson::new(Tapped::new(
+            WriteDeadline::new(stream, write_deadline, state.clone()),
+            tap,
+        ));
         let served = http
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
