@@ -23,6 +23,7 @@ pub mod room;
 pub mod server;
 pub mod state;
 pub mod stats;
+pub mod tap;
 pub mod transport;
 pub mod web;
 
@@ -73,7 +74,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
     let host_check = middleware::from_fn_with_state(state.hosts.clone(), host::check);
-    let api = Router::new();
+    let api = Router::new().route(
+        "/api/tap/{id}",
+        get(tap::read).with_state(state.taps.clone()),
+    );
     let api = room_paths(api, "/api"); // the lobby's, as before rooms
     let api = room_paths(api, "/api/rooms/{room}")
         .route("/api/rooms", get(api::rooms))
@@ -83,6 +87,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.taps.clone(),
+            tap::attach,
+        ))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),

@@ -53,6 +53,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::state::AppState;
+use crate::tap::Tapped;
 
 pub use idle::IdleConnections;
 use idle::{Connection, ServingBody};
@@ -96,11 +97,18 @@ pub async fn run(
         };
         trouble.over();
         let _ = stream.set_nodelay(true);
+        // The wire tap's one seam: what this connection reads and writes (see `tap`).
+        // It wraps the stream hyper reads, so under TLS it belongs above the decryption.
+        let tap = state.taps.connection();
+        let request_tap = tap.clone();
         let (connection, made_room) = state.idle.open();
         let app = app.clone();
         let this = connection.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
+            if let Some(tap) = &request_tap {
+                request.extensions_mut().insert(tap.clone());
+            }
             let serving = this.serving();
             let response = app.clone().oneshot(request.map(Body::new));
             async move {
@@ -108,7 +116,11 @@ pub async fn run(
                 Ok::<_, Infallible>(response.map(|body| ServingBody::new(body, serving)))
             }
         });
-        let io = ParseErrorsAsJson::new(WriteDeadline::new(stream, write_deadline, state.clone()));
+        // Inside the JSON rewriting, so the tap sees the bytes that really leave.
+        let io = ParseErrorsAsJson::new(Tapped::new(
+            WriteDeadline::new(stream, write_deadline, state.clone()),
+            tap,
+        ));
         let served = http
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();

@@ -20,6 +20,7 @@ use crate::origin::OriginPolicy;
 use crate::presence::Presence;
 use crate::server::IdleConnections;
 use crate::stats::Stats;
+use crate::tap::Taps;
 
 /// The address of the client that sent a request (set by the accept loop in
 /// [`crate::server`]).
@@ -45,6 +46,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Connections cut because their client stopped reading.
     pub stalls: Stalls,
+    /// The wire taps clients have open (see [`crate::tap`]).
+    pub taps: Arc<Taps>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
+            taps: Arc::new(Taps::new(config.wire_tap, config.addr.ip().is_loopback())),
             config,
         })
     }
