@@ -316,7 +316,9 @@ describe("pushlab's page when the server is full", () => {
           row.textContent.includes('EventSource closed for good'),
         ).length >= 2,
       null,
-      { timeout: 10_000 },
+      // Two retries take about 4 s; on two busy cores a page load alone can take
+      // seconds, so this waits as long as Playwright's default rather than 10 s.
+      { timeout: 30_000 },
     );
     assert.ok((await retries.count()) >= 2);
     assert.equal(await page.getAttribute('.pane[data-transport="sse"]', 'data-state'), 'reconnecting');
