@@ -1,6 +1,8 @@
-//! pushlab serves one chat through the four ways a web server can push to a browser
+//! pushlab serves a chat through the four ways a web server can push to a browser
 //! (short polling, long polling, Server-Sent Events and WebSocket) at once, all fed by
-//! one [`hub::Hub`], so that they can be watched side by side and measured.
+//! one [`hub::Hub`], so that they can be watched side by side and measured. The chat
+//! has rooms ([`room`]): every path exists once per room, and the paths without one
+//! are the lobby's. How the modules fit together: `docs/architecture.md`.
 //!
 //! Arrows point one way: [`transport`] → [`hub`] → store. The hub knows nothing of
 //! HTTP; the transports know nothing of storage.
