@@ -31,13 +31,12 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -53,35 +52,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::config::Config;
+use crate::state::AppState;
 use crate::tap::Tapped;
-use crate::{AppState, app};
 
 pub use idle::IdleConnections;
 use idle::{Connection, ServingBody};
 use parse_errors::ParseErrorsAsJson;
 
-/// The address of the client that sent a request (set by [`run`]).
-pub type ClientAddr = ConnectInfo<SocketAddr>;
-
 /// Largest request head (request line and headers) accepted; past it, 431. Browsers
 /// send a few hundred bytes to pushlab, more only with big cookies for the host.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
-/// Opens the store, then serves until `shutdown` completes; see [`run`].
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let state = AppState::open(config).await.map_err(io::Error::other)?;
-    run(listener, Arc::new(state), shutdown).await
-}
-
-/// Serves `state` on `listener` until `shutdown` completes, then shuts down
+/// Serves `app` on `listener` until `shutdown` completes, then shuts down
 /// gracefully and returns.
 pub async fn run(
     listener: TcpListener,
+    app: Router,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -89,7 +75,6 @@ pub async fn run(
     http.max_header_size(MAX_HEAD_BYTES);
     let write_deadline = state.config.slow_client_timeout * 2;
     let grace = state.config.shutdown_grace;
-    let app = app(state.clone());
     let connections = TaskTracker::new();
     let mut trouble = AcceptTrouble::default();
     tokio::spawn(memory::give_back_after_floods(
@@ -246,16 +231,6 @@ impl AcceptTrouble {
     }
 }
 
-/// Connections cut because the client stopped reading (see `WriteDeadline`).
-#[derive(Debug, Default)]
-pub struct Stalls(AtomicU64);
-
-impl Stalls {
-    pub fn count(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-}
-
 /// A socket whose writes may not stay blocked longer than `limit`. A write blocks when
 /// the client's receive window is full: it stopped reading. After `limit` without any
 /// progress the write fails and hyper drops the connection. It is the backstop for
@@ -291,7 +266,7 @@ impl WriteDeadline {
             .blocked
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         ready!(deadline.as_mut().poll(cx));
-        self.state.stalls.0.fetch_add(1, Relaxed);
+        self.state.stalls.count_one();
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client stopped reading",
