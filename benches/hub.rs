@@ -4,12 +4,16 @@
 //!   [`Subscription::next`], as the SSE tasks do. Three figures per size: `call` is
 //!   the `publish` call alone (it wakes every subscriber), `deliver` is the call plus
 //!   every subscriber receiving the message, and `reader_wait` is how long someone
-//!   reading the history during the publish (another thread calling [`Hub::bounds`]
+//!   reading the room's history during the publish (another thread calling [`Hub::bounds`]
 //!   5 µs after the publish starts, as a poller reads a page) waited for its read.
 //!   Divided by the subscriber count, `call` and `deliver` say whether fan-out costs
 //!   the same per subscriber at 10 000 as at 1 000 (it should: the message is one
 //!   `Arc<Entry>`, never copied); `reader_wait` should not grow with the subscribers
 //!   at all, because the wake-ups happen after the history's lock is released.
+//! - **rooms**: one message published to a room of 100 subscribers while 0, 100 or
+//!   1 000 other rooms of 10 subscribers each wait too. `deliver` should not change
+//!   with the other rooms: a publish touches only its room's view, and nobody else
+//!   wakes (the bench checks that no other room's subscriber received anything).
 //! - **resume**: a client coming back with a cursor 10, 100 or 1 000 messages behind:
 //!   the poll answer's history read ([`Hub::page`]) and a push subscriber's catch-up
 //!   ([`Hub::subscribe`] then draining the backlog).
@@ -25,8 +29,9 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pushlab::hub::{Cursor, Delivery, Hub, StoreSpec};
+use pushlab::hub::{Cursor, Delivery, Hub, Room, StoreSpec};
 use pushlab::message::{Draft, Via};
+use pushlab::room::RoomName;
 use tokio::runtime::Runtime;
 
 /// What the server keeps by default.
@@ -47,50 +52,74 @@ fn runtime() -> Runtime {
         .expect("a runtime")
 }
 
-/// A hub on the default store (memory) keeping the default history.
+/// A hub on the default store (memory) keeping the default history and rooms.
 fn hub(runtime: &Runtime) -> Hub {
     runtime
-        .block_on(Hub::open(&StoreSpec::Memory, HISTORY))
+        .block_on(Hub::open(&StoreSpec::Memory, HISTORY, 1000))
         .expect("the memory store always opens")
 }
 
-/// A hub with `subscribers` tasks waiting for its next message, counting deliveries.
+/// A room with `subscribers` tasks waiting for its next message, counting deliveries,
+/// and perhaps other rooms with their own waiting subscribers.
 struct Audience {
     runtime: Runtime,
-    hub: Hub,
+    /// Every room, to read the published room's history from another thread.
+    all: Hub,
+    hub: Room,
     subscribers: u64,
     delivered: Arc<AtomicU64>,
+    /// Deliveries to the other rooms' subscribers: must stay 0.
+    strays: Arc<AtomicU64>,
+    _other_rooms: Vec<Room>,
 }
 
 impl Audience {
     fn new(subscribers: u64) -> Self {
+        Self::among(subscribers, 0, 0)
+    }
+
+    /// `subscribers` in the published room, and `rooms` other rooms of `each`.
+    fn among(subscribers: u64, rooms: usize, each: u64) -> Self {
         let runtime = runtime();
-        let hub = hub(&runtime);
-        let delivered = Arc::new(AtomicU64::new(0));
+        let all = hub(&runtime);
+        let hub = all.room(&RoomName::lobby());
+        let (delivered, strays): (Arc<AtomicU64>, Arc<AtomicU64>) = Default::default();
         let waiting = Arc::new(AtomicU64::new(0));
-        for _ in 0..subscribers {
-            let mut subscription = hub.subscribe(Cursor::After(0));
-            let (delivered, waiting) = (delivered.clone(), waiting.clone());
+        let other_rooms: Vec<Room> = (0..rooms)
+            .map(|i| all.room(&RoomName::new(&format!("other-{i}")).expect("a valid name")))
+            .collect();
+        let audience = std::iter::repeat_n((&hub, &delivered), subscribers as usize).chain(
+            other_rooms
+                .iter()
+                .flat_map(|room| std::iter::repeat_n((room, &strays), each as usize)),
+        );
+        for (room, counter) in audience {
+            let mut subscription = room.subscribe(Cursor::After(0));
+            let (counter, waiting) = (Arc::clone(counter), waiting.clone());
             runtime.spawn(async move {
                 // Counted just before the first wait: the hub is empty, so `next` parks
                 // in this very poll.
                 waiting.fetch_add(1, Relaxed);
                 while let Some(delivery) = subscription.next().await {
                     black_box(&delivery);
-                    delivered.fetch_add(1, Relaxed);
+                    counter.fetch_add(1, Relaxed);
                 }
             });
         }
+        let everyone = subscribers + rooms as u64 * each;
         runtime.block_on(async {
-            while waiting.load(Relaxed) < subscribers {
+            while waiting.load(Relaxed) < everyone {
                 tokio::task::yield_now().await;
             }
         });
         Self {
             runtime,
+            all,
             hub,
             subscribers,
             delivered,
+            strays,
+            _other_rooms: other_rooms,
         }
     }
 
@@ -130,16 +159,12 @@ struct Reader {
 const READ_AFTER: Duration = Duration::from_micros(5);
 
 impl Reader {
-    fn start(hub: &Hub) -> Self {
+    fn start(hub: &Hub, room: &Room) -> Self {
         let state = Arc::new(AtomicU64::new(0));
         let waited_nanos = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (hub, go, waited, done) = (
-            hub.clone(),
-            state.clone(),
-            waited_nanos.clone(),
-            stop.clone(),
-        );
+        let (hub, room) = (hub.clone(), room.name().clone());
+        let (go, waited, done) = (state.clone(), waited_nanos.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !done.load(Relaxed) {
                 if go.load(Acquire) != 1 {
@@ -151,7 +176,7 @@ impl Reader {
                     std::hint::spin_loop();
                 }
                 let start = Instant::now();
-                black_box(hub.bounds());
+                black_box(hub.bounds(&room));
                 waited.store(start.elapsed().as_nanos() as u64, Relaxed);
                 go.store(2, Release);
             }
@@ -195,7 +220,7 @@ fn publish(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("deliver", subscribers), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| audience.publish().1).sum())
         });
-        let reader = Reader::start(&audience.hub);
+        let reader = Reader::start(&audience.all, &audience.hub);
         group.throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::new("reader_wait", subscribers), |b| {
             b.iter_custom(|iters| {
@@ -212,9 +237,26 @@ fn publish(c: &mut Criterion) {
     group.finish();
 }
 
+fn rooms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rooms");
+    for other_rooms in [0, 100, 1_000] {
+        let audience = Audience::among(100, other_rooms, 10);
+        group.throughput(Throughput::Elements(audience.subscribers));
+        group.bench_function(BenchmarkId::new("deliver", other_rooms), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| audience.publish().1).sum())
+        });
+        assert_eq!(
+            audience.strays.load(Relaxed),
+            0,
+            "another room heard a message"
+        );
+    }
+    group.finish();
+}
+
 fn resume(c: &mut Criterion) {
     let runtime = runtime();
-    let hub = hub(&runtime);
+    let hub = hub(&runtime).room(&RoomName::lobby());
     runtime.block_on(async {
         for _ in 0..HISTORY {
             hub.publish(draft()).await.expect("memory never refuses");
@@ -243,5 +285,5 @@ fn resume(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, publish, resume);
+criterion_group!(benches, publish, rooms, resume);
 criterion_main!(benches);

@@ -1,91 +1,84 @@
-//! pushlab serves one chat through the four ways a web server can push to a browser
+//! pushlab serves a chat through the four ways a web server can push to a browser
 //! (short polling, long polling, Server-Sent Events and WebSocket) at once, all fed by
-//! one [`hub::Hub`], so that they can be watched side by side and measured.
+//! one [`hub::Hub`], so that they can be watched side by side and measured. The chat
+//! has rooms ([`room`]): every path exists once per room, and the paths without one
+//! are the lobby's. How the modules fit together: `docs/architecture.md`.
 //!
 //! Arrows point one way: [`transport`] → [`hub`] → store. The hub knows nothing of
 //! HTTP; the transports know nothing of storage.
 
 pub mod api;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod host;
 pub mod hub;
 pub mod limits;
 pub mod message;
 pub mod metrics;
 pub mod origin;
 pub mod presence;
+pub mod protocol;
 pub mod request_log;
+pub mod room;
 pub mod server;
+pub mod state;
 pub mod stats;
+pub mod tap;
 pub mod transport;
 pub mod web;
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::routing::{any, get};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use axum::middleware;
+use axum::routing::{MethodRouter, any, get};
+use tokio::net::TcpListener;
 use tower::Layer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower::util::MapRequestLayer;
 
 use crate::config::Config;
-use crate::hub::{Hub, StoreError};
-use crate::limits::{ConnectionCaps, PublishRate};
-use crate::origin::OriginPolicy;
-use crate::presence::Presence;
+use crate::limits::body_deadline;
+use crate::message::MAX_BODY_BYTES;
+use crate::protocol::Transport;
 use crate::request_log::{RequestLog, RequestLogLayer};
-use crate::stats::Stats;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
-use server::Stalls;
-pub use server::{run, serve};
+pub use state::AppState;
 
-/// Largest request body accepted, and largest WebSocket message (a message is at most
-/// 2000 characters, so this leaves room for any encoding of it).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// What every handler shares.
-pub struct AppState {
-    pub config: Config,
-    pub hub: Hub,
-    pub stats: Stats,
-    pub presence: Presence,
-    pub publish_rate: PublishRate,
-    pub caps: ConnectionCaps,
-    pub origins: OriginPolicy,
-    /// Cancelled when the server begins shutting down: held long polls answer, SSE
-    /// streams end and WebSockets close with 1001.
-    pub shutdown: CancellationToken,
-    /// Upgraded WebSockets, which outlive their HTTP request: shutdown waits for them
-    /// to send their close frame.
-    pub sockets: TaskTracker,
-    /// Connections cut because their client stopped reading.
-    pub stalls: Stalls,
-    /// Writes each message to every idle WebSocket in one pass.
-    pub fanout: websocket::Fanout,
+/// The paths of one room under `prefix`: `/api` for the lobby (the paths from before
+/// rooms), `/api/rooms/{room}` for any room.
+fn room_paths(
+    mut router: Router<Arc<AppState>>,
+    prefix: &str,
+    body_timeout: Duration,
+) -> Router<Arc<AppState>> {
+    for transport in Transport::ALL {
+        let path = format!("{prefix}/{}", transport.endpoint());
+        router = router.route(&path, handler(transport, body_timeout));
+    }
+    router.route(&format!("{prefix}/presence"), get(api::presence))
 }
 
-impl AppState {
-    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
-    pub async fn open(config: Config) -> Result<Self, StoreError> {
-        Ok(Self {
-            hub: Hub::open(&config.store, config.history as usize).await?,
-            stats: Stats::default(),
-            presence: Presence::default(),
-            publish_rate: PublishRate::new(&config),
-            caps: ConnectionCaps::new(&config),
-            origins: OriginPolicy::new(&config.allow_origins),
-            shutdown: CancellationToken::new(),
-            sockets: TaskTracker::new(),
-            stalls: Stalls::default(),
-            fanout: websocket::Fanout::default(),
-            config,
-        })
+/// Each transport's handler (a room's messages also take a `POST`, the one request
+/// with a body to read: its size limit and deadline are its own, not a wrapper around
+/// every other request).
+fn handler(transport: Transport, body_timeout: Duration) -> MethodRouter<Arc<AppState>> {
+    let publish = api::publish
+        .layer(MapRequestLayer::new(body_deadline(body_timeout)))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    match transport {
+        Transport::ShortPoll => get(short_poll::poll).post(publish),
+        Transport::LongPoll => get(long_poll::long_poll),
+        Transport::Sse => get(sse::events),
+        Transport::Websocket => get(websocket::upgrade),
     }
 }
 
@@ -93,29 +86,53 @@ impl AppState {
 pub fn app(state: Arc<AppState>) -> RequestLog<Router> {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
-    // Only a POST has a body to read: its limit and timer are its own, not a wrapper
-    // around every other request.
-    let publish = api::publish
-        .layer(RequestBodyTimeoutLayer::new(state.config.body_timeout))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let api = Router::new()
-        .route("/api/messages", get(short_poll::poll).post(publish))
-        .route("/api/messages/long-poll", get(long_poll::long_poll))
-        .route("/api/events", get(sse::events))
-        .route("/api/ws", get(websocket::upgrade))
+    let body_timeout = state.config.body_timeout;
+    let host_check = middleware::from_fn_with_state(state.hosts.clone(), host::check);
+    let api = Router::new().route(
+        "/api/tap/{id}",
+        get(tap::read).with_state(state.taps.clone()),
+    );
+    let api = room_paths(api, "/api", body_timeout); // the lobby's, as before rooms
+    let api = room_paths(api, "/api/rooms/{room}", body_timeout)
+        .route("/api/rooms", get(api::rooms))
         .route("/api/stats", get(api::stats))
-        .route("/api/presence", get(api::presence))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.taps.clone(),
+            tap::attach,
+        ))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),
         None => api,
     };
-    // Pollers ask again and again: their answers are logged at debug, not info. The
-    // log wraps the whole router once (`Router::layer` would wrap every route).
+    let app = api.fallback_service(web).layer(host_check);
+    // Pollers ask again and again: their answers are logged at debug, not info (see
+    // `request_log`). The log wraps the whole router once (`Router::layer` would wrap
+    // every route).
     let routine = &["/api/messages", "/api/messages/long-poll"];
-    RequestLogLayer::routine(routine).layer(api.fallback_service(web))
+    RequestLogLayer::routine(routine).layer(app)
+}
+
+/// Opens the store, then serves until `shutdown` completes; see [`run`].
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let state = AppState::open(config).await.map_err(io::Error::other)?;
+    run(listener, Arc::new(state), shutdown).await
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then shuts down gracefully
+/// (see [`server::run`]) and returns.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    server::run(listener, app(state.clone()), state, shutdown).await
 }

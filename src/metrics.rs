@@ -15,88 +15,21 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet, prometheus_text,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::AppState;
-use crate::stats::{Counters, Stats, Transport};
-
-/// Upper bounds of the latency buckets, in seconds: from loopback WebSocket speed to
-/// a slow short-poll interval.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-const TRANSPORTS: [(Transport, &str); 4] = [
-    (Transport::ShortPoll, "short_poll"),
-    (Transport::LongPoll, "long_poll"),
-    (Transport::Sse, "sse"),
-    (Transport::Websocket, "websocket"),
-];
-
-/// How long messages took from being published to being handed to a client: a
-/// Prometheus histogram kept in plain atomics, so that recording a delivery is a clock
-/// read and three additions, with no lock (fan-out records thousands at a time).
-#[derive(Debug, Default)]
-pub struct Latency {
-    /// Deliveries per bucket of [`LATENCY_BUCKETS`], the last for anything slower.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-impl Latency {
-    /// Records one delivery of a message published at `sent_at`.
-    pub fn observe(&self, sent_at: DateTime<Utc>) {
-        self.observe_many(sent_at, unix_nanos_now(), 1);
-    }
-
-    /// Records `n` deliveries, at `now` (from [`unix_nanos_now`]), of a message
-    /// published at `sent_at`.
-    pub fn observe_many(&self, sent_at: DateTime<Utc>, now: i64, n: u64) {
-        // `sent_at` may come from another instance's clock (Redis's, in fact): a
-        // delivery that seems to precede its publish counts as instant.
-        let nanos = sent_at
-            .timestamp_nanos_opt()
-            .map_or(0, |sent| now.saturating_sub(sent).max(0) as u64);
-        let seconds = nanos as f64 / 1e9;
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[bucket].fetch_add(n, Relaxed);
-        self.sum_nanos.fetch_add(nanos * n, Relaxed);
-    }
-
-    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
-        let bounds = LATENCY_BUCKETS.iter().chain([&f64::INFINITY]);
-        let buckets: Vec<(f64, u64)> = bounds
-            .zip(&self.buckets)
-            .map(|(bound, n)| (*bound, n.load(Relaxed)))
-            .collect();
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-}
-
-/// The wall clock in nanoseconds since 1970, as [`Latency::observe_many`] takes it.
-pub fn unix_nanos_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+use crate::protocol::Transport;
+use crate::room::RoomName;
+use crate::state::AppState;
+use crate::stats::{Counters, Stats};
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
@@ -145,9 +78,9 @@ impl Collector for Scrape {
         for (name, help, kind, field) in FIELDS {
             let is_gauge = matches!(kind, MetricType::Gauge);
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for (transport, label) in TRANSPORTS {
+            for transport in Transport::ALL {
                 let value = field(stats.of(transport)).load(Relaxed);
-                let labels = [("transport", label)];
+                let labels = [("transport", transport.name())];
                 let metric = family.encode_family(&labels)?;
                 if is_gauge {
                     ConstGauge::new(value as i64).encode(metric)?;
@@ -163,24 +96,33 @@ impl Collector for Scrape {
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for (transport, label) in TRANSPORTS {
-            let labels = [("transport", label)];
+        for transport in Transport::ALL {
+            let labels = [("transport", transport.name())];
             let metric = family.encode_family(&labels)?;
             stats.of(transport).latency.encode(metric)?;
         }
 
         let hub = &self.0.hub;
-        let bounds = hub.bounds();
         let gauges = [
             (
                 "pushlab_last_id",
-                "The newest message id this instance holds.",
-                bounds.newest,
+                "The newest message id this instance holds in the lobby room.",
+                hub.bounds(&RoomName::lobby()).newest,
             ),
             (
                 "pushlab_retained_messages",
-                "Messages this instance holds in memory.",
-                bounds.newest + 1 - bounds.oldest,
+                "Messages this instance holds in memory, over every room.",
+                hub.retained(),
+            ),
+            (
+                "pushlab_rooms",
+                "Rooms in memory: with messages, or with someone in them.",
+                hub.room_count() as u64,
+            ),
+            (
+                "pushlab_idle_connections",
+                "Open connections waiting for a request.",
+                self.0.idle.count() as u64,
             ),
         ];
         for (name, help, value) in gauges {
@@ -217,6 +159,26 @@ impl Collector for Scrape {
                 "pushlab_refused_origins",
                 "WebSocket handshakes refused for a foreign Origin (HTTP 403).",
                 self.0.origins.refused(),
+            ),
+            (
+                "pushlab_refused_hosts",
+                "Requests refused for a host name this server does not answer to (HTTP 421).",
+                self.0.hosts.refused(),
+            ),
+            (
+                "pushlab_idle_timeouts",
+                "Connections closed because no request came in time (--header-timeout, --keep-alive-timeout).",
+                self.0.idle.timed_out(),
+            ),
+            (
+                "pushlab_idle_shed",
+                "Idle connections closed to make room (--max-idle-connections, or out of file descriptors).",
+                self.0.idle.shed(),
+            ),
+            (
+                "pushlab_accept_failures",
+                "Connections the server could not accept (out of file descriptors, most likely).",
+                self.0.idle.accept_failures(),
             ),
         ];
         for (name, help, value) in counters {

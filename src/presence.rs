@@ -1,4 +1,4 @@
-//! Who is online, and through which transport.
+//! Who is online in each room, and through which transport.
 //!
 //! A page may tag its requests with `client=<id>` (random, chosen by the page) and
 //! `name=<display name>`. Push clients count as online while their stream or socket
@@ -15,15 +15,20 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::extract::FromQuery;
 use crate::message::MAX_AUTHOR_CHARS;
-use crate::stats::Transport;
+use crate::protocol::Transport;
+use crate::room::{RoomName, is_name};
 
 /// How long a poller counts as online after its last request: a held long poll lasts
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.
 pub const POLLER_GRACE: Duration = Duration::from_secs(35);
 
-/// The most clients listed at once, so that made-up `client` ids cannot grow the
-/// list without bound.
+/// The most clients remembered at once, over all rooms, so that made-up `client` ids
+/// and room names cannot grow the list without bound.
 pub const MAX_SEATS: usize = 10_000;
+
+/// The most clients one `GET /api/presence` answer lists (the first, by name): at most
+/// about 60 KB, however many made-up ids are online.
+pub const MAX_LISTED: usize = 200;
 
 /// The optional `client` and `name` query parameters every transport accepts.
 #[derive(Debug, Default)]
@@ -51,8 +56,13 @@ pub struct Online {
     pub transport: Transport,
 }
 
-/// A client on a transport: the key of the presence list.
-pub type Seat = (String, Transport);
+/// A client on a transport in a room: the key of the presence list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Seat {
+    pub room: RoomName,
+    pub client: String,
+    pub transport: Transport,
+}
 
 #[derive(Default)]
 pub struct Presence {
@@ -69,15 +79,11 @@ struct Seen {
 impl Visitor {
     /// Checks the parameters (`client`: 1–64 of `A–Z a–z 0–9 _ -`; `name`: at most the
     /// author limit after trimming) and names the seat, if the client gave an id.
-    pub fn seat(&self, transport: Transport) -> Result<Option<Seat>, ApiError> {
+    pub fn seat(&self, room: &RoomName, transport: Transport) -> Result<Option<Seat>, ApiError> {
         let Some(client) = &self.client else {
             return Ok(None);
         };
-        let valid = (1..=64).contains(&client.len())
-            && client
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
+        if !is_name(client) {
             return Err(ApiError::BadRequest(
                 "client must be 1-64 characters of A-Z, a-z, 0-9, _ and -".into(),
             ));
@@ -90,7 +96,11 @@ impl Visitor {
                 "name must be at most {MAX_AUTHOR_CHARS} characters"
             )));
         }
-        Ok(Some((client.clone(), transport)))
+        Ok(Some(Seat {
+            room: room.clone(),
+            client: client.clone(),
+            transport,
+        }))
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -120,14 +130,14 @@ impl Presence {
         });
         entry.name = name.map(str::to_owned);
         entry.last = Instant::now();
-        if seat.1.is_push() {
+        if seat.transport.is_push() {
             entry.connections += 1;
         }
     }
 
     /// A push client's connection ended.
     pub fn leave(&self, seat: &Seat) {
-        if !seat.1.is_push() {
+        if !seat.transport.is_push() {
             return;
         }
         let mut seen = self.lock();
@@ -139,20 +149,31 @@ impl Presence {
         }
     }
 
-    /// Everyone online now, sorted by name then client.
-    pub fn online(&self) -> Vec<Online> {
+    /// How many are online in `room` now, and the first [`MAX_LISTED`] of them,
+    /// sorted by name then client.
+    pub fn online(&self, room: &RoomName) -> (usize, Vec<Online>) {
         let mut seen = self.lock();
         forget_gone(&mut seen);
-        let mut online: Vec<Online> = seen
-            .iter()
-            .map(|((client, transport), s)| Online {
-                client: client.clone(),
+        let mut online: Vec<(&Seat, &Seen)> =
+            seen.iter().filter(|(seat, _)| seat.room == *room).collect();
+        let total = online.len();
+        let by_name = |(a, s): &(&Seat, &Seen), (b, t): &(&Seat, &Seen)| {
+            (&s.name, &a.client, a.transport as u8).cmp(&(&t.name, &b.client, b.transport as u8))
+        };
+        if online.len() > MAX_LISTED {
+            online.select_nth_unstable_by(MAX_LISTED, by_name);
+            online.truncate(MAX_LISTED);
+        }
+        online.sort_unstable_by(by_name);
+        let listed = online
+            .into_iter()
+            .map(|(seat, s)| Online {
+                client: seat.client.clone(),
                 name: s.name.clone(),
-                transport: *transport,
+                transport: seat.transport,
             })
             .collect();
-        online.sort_by(|a, b| (&a.name, &a.client).cmp(&(&b.name, &b.client)));
-        online
+        (total, listed)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Seat, Seen>> {

@@ -7,32 +7,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::metrics::Latency;
+use crate::protocol::Transport;
 
-/// The four ways pushlab pushes, named as in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    ShortPoll,
-    LongPoll,
-    Sse,
-    Websocket,
-}
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-impl Transport {
-    /// Push transports hold a connection open; pollers come and go.
-    pub fn is_push(self) -> bool {
-        matches!(self, Self::Sse | Self::Websocket)
-    }
-
-    /// Push transports and held long polls keep a connection busy while they wait;
-    /// these count against the connection caps.
-    pub fn holds_connection(self) -> bool {
-        self != Self::ShortPoll
-    }
-}
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::{MetricEncoder, NoLabelSet};
 
 /// What one transport has done since the server started.
 #[derive(Debug, Default, Serialize)]
@@ -70,22 +53,79 @@ impl Counters {
     }
 }
 
-/// One [`Counters`] per transport.
-#[derive(Debug, Default, Serialize)]
-pub struct Stats {
-    pub short_poll: Counters,
-    pub long_poll: Counters,
-    pub sse: Counters,
-    pub websocket: Counters,
-}
+/// One [`Counters`] per transport, indexed by [`Transport`]; as JSON, an object keyed
+/// by each transport's API name.
+#[derive(Debug, Default)]
+pub struct Stats([Counters; Transport::ALL.len()]);
 
 impl Stats {
     pub fn of(&self, transport: Transport) -> &Counters {
-        match transport {
-            Transport::ShortPoll => &self.short_poll,
-            Transport::LongPoll => &self.long_poll,
-            Transport::Sse => &self.sse,
-            Transport::Websocket => &self.websocket,
-        }
+        &self.0[transport as usize]
     }
+}
+
+impl Serialize for Stats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(Transport::ALL.map(|t| (t.name(), self.of(t))))
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds: from loopback WebSocket speed to
+/// a slow short-poll interval.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long messages took from being published to being handed to a client: a
+/// Prometheus histogram kept in plain atomics, so that recording a delivery is a clock
+/// read and a few additions, with no lock (the WebSocket fan-out records thousands at
+/// a time).
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Deliveries per bucket of [`LATENCY_BUCKETS`], the last for anything slower.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Latency {
+    /// Records one delivery of a message published at `sent_at`.
+    pub fn observe(&self, sent_at: DateTime<Utc>) {
+        self.observe_many(sent_at, unix_nanos_now(), 1);
+    }
+
+    /// Records `n` deliveries, at `now` (from [`unix_nanos_now`]), of a message
+    /// published at `sent_at`.
+    pub fn observe_many(&self, sent_at: DateTime<Utc>, now: i64, n: u64) {
+        // `sent_at` may come from another instance's clock (Redis's, in fact): a
+        // delivery that seems to precede its publish counts as instant.
+        let nanos = sent_at
+            .timestamp_nanos_opt()
+            .map_or(0, |sent| now.saturating_sub(sent).max(0) as u64);
+        let seconds = nanos as f64 / 1e9;
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(n, Relaxed);
+        self.sum_nanos.fetch_add(nanos * n, Relaxed);
+    }
+
+    /// Writes the histogram for `/metrics`.
+    pub fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        let bounds = LATENCY_BUCKETS.iter().chain([&f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.buckets)
+            .map(|(bound, n)| (*bound, n.load(Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+}
+
+/// The wall clock in nanoseconds since 1970, as [`Latency::observe_many`] takes it.
+pub fn unix_nanos_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }

@@ -6,6 +6,7 @@
 // shows those characters and runs nothing.
 
 import { t, translate } from './i18n.js';
+import { transportOf } from './transports/index.js';
 
 const KEEP_ON_SCREEN = 200;
 const KEEP_LATENCIES = 1000;
@@ -19,13 +20,14 @@ export function formatBytes(n) {
 export class PaneView {
   /**
    * @param {HTMLElement} root  a clone of #pane-template
-   * @param {string} kind       short_poll | long_poll | sse | websocket
+   * @param {string} kind       a transport module's kind (see transports/index.js)
    * @param {object} actions    { drop(), toggle(), interval(ms) }
    * @param {number} openedAt   when this page opened (ms); older messages are not timed
    */
   constructor(root, kind, actions, openedAt) {
     this.root = root;
     this.kind = kind;
+    this.module = transportOf(kind); // what the technique is: push or not, an interval or not
     this.openedAt = openedAt;
     this.shown = new Set(); // ids on screen: a follower may see a message in a snapshot and live
     this.latencies = []; // sorted, for the median
@@ -46,7 +48,7 @@ export class PaneView {
     for (const [field, key] of [['how', 'how'], ['good', 'good'], ['cost', 'cost']]) {
       translate(root.querySelector(`[data-field="${field}"]`), `explain.${kind}.${key}`);
     }
-    const stream = kind === 'sse' || kind === 'websocket';
+    const stream = this.module.push;
     const bytesKey = stream ? `bytes.${kind}` : 'bytes.fetch';
     translate(root.querySelector('[data-field="bytes-note"]'), bytesKey);
     root.querySelector('[data-meter="bytes"]').previousElementSibling.dataset.i18nAttr = `title:${bytesKey}`;
@@ -54,11 +56,11 @@ export class PaneView {
 
     root.querySelector('[data-action="drop"]').addEventListener('click', () => actions.drop());
     root.querySelector('[data-action="toggle"]').addEventListener('click', () => actions.toggle());
-    if (kind === 'short_poll') {
+    if (this.module.interval) {
       const label = root.querySelector('.interval');
       label.hidden = false;
       const input = label.querySelector('input');
-      input.id = 'interval-short_poll';
+      input.id = `interval-${kind}`;
       input.addEventListener('input', () => actions.interval(Math.round(Number(input.value) * 1000)));
     }
     this.relabel();
@@ -105,7 +107,7 @@ export class PaneView {
 
   renderCounters() {
     const c = this.counters;
-    const stream = this.kind === 'sse' || this.kind === 'websocket';
+    const stream = this.module.push;
     this.meter('requests', String(c.requests));
     this.meter('empty', stream ? t('meter.na') : String(c.empty));
     this.meter('bytes', formatBytes(c.bytes));
@@ -128,8 +130,8 @@ export class PaneView {
   }
 
   setInterval(ms) {
+    if (!this.module.interval) return;
     const input = this.root.querySelector('[data-control="interval"]');
-    if (!input) return;
     input.value = String(ms / 1000);
     this.root.querySelector('[data-field="interval"]').textContent = `${ms / 1000} s`;
   }
@@ -202,23 +204,57 @@ export class PaneView {
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
 
+  /**
+   * One wire-log row: time, direction, size, a one-line summary, and for what the
+   * server's wire tap saw the full bytes behind a disclosure (see wire-tap.js).
+   */
   addWire(entry) {
     const row = document.createElement('tr');
-    row.className = `wire-${entry.dir}`;
+    row.className = `wire-${entry.dir} wire-${entry.source ?? 'page'}`;
+    if (entry.kind) row.dataset.kind = entry.kind;
     const time = new Date(entry.at);
+    const arrows = { out: '→', in: '←', page: '•' };
     const cells = [
       `${time.toLocaleTimeString('en-GB', { hour12: false })}.${String(time.getMilliseconds()).padStart(3, '0')}`,
-      entry.dir === 'out' ? '→' : '←',
+      arrows[entry.dir] ?? '',
       entry.size ? formatBytes(entry.size) : '',
-      entry.summary,
     ];
     for (const value of cells) {
       const cell = document.createElement('td');
       cell.textContent = value;
       row.append(cell);
     }
-    this.wireBody.prepend(row);
+    const what = document.createElement('td');
+    if (entry.detail) {
+      // Native disclosure: keyboard and screen readers handle it as a button.
+      const details = document.createElement('details');
+      const summary = document.createElement('summary');
+      summary.textContent = entry.summary;
+      const bytes = document.createElement('pre');
+      bytes.className = 'wire-bytes';
+      bytes.textContent = entry.detail;
+      details.append(summary, bytes);
+      what.append(details);
+    } else {
+      what.textContent = entry.summary;
+    }
+    row.append(what);
+    // Newest first, by time: the tap's rows arrive up to a second after the page's own.
+    row.dataset.at = String(entry.at);
+    const older = [...this.wireBody.children].find((other) => Number(other.dataset.at) <= entry.at);
+    if (older) older.before(row);
+    else this.wireBody.append(row);
     while (this.wireBody.children.length > 100) this.wireBody.lastElementChild.remove();
+  }
+
+  /** Empty the pane for another room: its messages, ids and wire log are another chat's. */
+  clear() {
+    this.list.replaceChildren();
+    this.wireBody.replaceChildren();
+    this.shown.clear();
+    this.newest = 0;
+    this.latencies = [];
+    this.lastLatency = null;
   }
 
   /** Redraw from a model another tab sent (see connections.js). */

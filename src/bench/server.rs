@@ -30,7 +30,7 @@ use tokio::process::{Child, Command};
 
 use super::client::http::HttpConnection;
 use super::wire::Wire;
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// Where the servers under test come from.
 #[derive(Debug, Clone)]
@@ -180,9 +180,7 @@ impl Server {
     /// Connections (push) or requests (polls) the server has open on `transport`.
     pub async fn open(&self, transport: Transport) -> anyhow::Result<u64> {
         let stats = self.stats().await?;
-        let name = serde_json::to_value(transport)?;
-        let name = name.as_str().context("transport names are strings")?;
-        stats["transports"][name]["open"]
+        stats["transports"][transport.name()]["open"]
             .as_u64()
             .context("/api/stats has no open count")
     }

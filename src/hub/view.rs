@@ -1,5 +1,6 @@
-//! One instance's view of the chat: its in-memory [`History`], the live channel that
-//! feeds push subscribers, and the `Notify` that wakes held long polls.
+//! One instance's view of one room: its in-memory [`History`], the live channel that
+//! feeds push subscribers, and the `Notify` that wakes held long polls. Each room has
+//! its own, so a publish wakes only the subscribers of its room.
 //!
 //! Whatever the store, new messages enter the view through one door, [`View::apply`],
 //! in id order: the `memory` store applies each publish itself, the SQLite writer
@@ -12,6 +13,7 @@
 //! for the wake-ups. Both are plain `std::sync::Mutex`es, never held across an
 //! `.await`.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,51 +21,64 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, broadcast, futures::Notified};
 
+use super::entry::{Cursor, Entry, Page, RECENT};
 use super::history::{Bounds, History};
-use super::{Cursor, Entry, Page, RECENT, Subscription};
 use crate::message::{Draft, Message};
 
 /// How many published messages the broadcast channel buffers for a slow subscriber
 /// before it reports `Lagged`; a lagging subscriber re-reads the rest from history.
 pub(super) const LIVE_CAPACITY: usize = 1024;
 
+/// One room's view.
 pub struct View {
     history: Mutex<History>,
     /// Held while sending on `live`, taken before `history` is released: see the
     /// module docs.
     sending: Mutex<()>,
+    /// What transports keep per room: see [`View::attachment`].
+    attachments: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
     live: broadcast::Sender<Arc<Entry>>,
     published: Notify,
-    /// Publishes the store refused, and reads of a shared log that failed.
-    store_errors: AtomicU64,
     /// How long a cursor ahead of this view may be lag rather than a restart; zero
     /// unless the view follows a shared log (see `subscription.rs`).
     ahead_grace: Duration,
+    /// Shared by every room's view.
+    counters: Arc<HubCounters>,
+}
+
+/// What went wrong, over every room.
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    /// Publishes the store refused, and reads of a shared log that failed.
+    pub store_errors: AtomicU64,
     /// Times a subscriber fell so far behind that the live channel dropped messages
     /// for it (it then re-read them from history).
-    lags: AtomicU64,
+    pub lags: AtomicU64,
+}
+
+impl HubCounters {
+    pub fn count_store_error(&self) {
+        self.store_errors.fetch_add(1, Relaxed);
+    }
 }
 
 impl View {
-    /// A view of the newest `capacity` messages; see [`View::ahead_grace`].
-    pub fn new(capacity: usize, ahead_grace: Duration) -> Self {
-        Self::with_live_capacity(capacity, LIVE_CAPACITY, ahead_grace)
-    }
-
-    /// A view whose live channel buffers `live_capacity` messages per subscriber.
+    /// A view of the newest `capacity` messages whose live channel buffers
+    /// `live_capacity` messages per subscriber; see [`View::ahead_grace`].
     pub(super) fn with_live_capacity(
         capacity: usize,
         live_capacity: usize,
         ahead_grace: Duration,
+        counters: Arc<HubCounters>,
     ) -> Self {
         Self {
             history: Mutex::new(History::new(capacity)),
             sending: Mutex::new(()),
+            attachments: Mutex::default(),
             ahead_grace,
             live: broadcast::channel(live_capacity).0,
             published: Notify::new(),
-            store_errors: AtomicU64::new(0),
-            lags: AtomicU64::new(0),
+            counters,
         }
     }
 
@@ -149,12 +164,27 @@ impl View {
         }
     }
 
-    /// A subscription that starts after `cursor`. It subscribes to the live channel
-    /// *before* reading history: a message applied in between is then both in the
-    /// history read and in the channel, and the subscription skips the copy, instead
-    /// of being in neither.
-    pub fn subscribe(self: &Arc<Self>, cursor: Cursor) -> Subscription {
-        Subscription::new(self.clone(), self.live.subscribe(), cursor)
+    /// A receiver of every entry applied from now on.
+    pub(super) fn live(&self) -> broadcast::Receiver<Arc<Entry>> {
+        self.live.subscribe()
+    }
+
+    /// What a transport keeps with this view, one of each type, made on first use and
+    /// gone with the view (the WebSocket fan-out keeps its task's handle here). The
+    /// hub stores it and knows nothing of what it is.
+    pub fn attachment<T: Any + Default + Send + Sync>(&self) -> Arc<T> {
+        let mut attachments = self
+            .attachments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let found = attachments
+            .iter()
+            .find_map(|a| a.clone().downcast::<T>().ok());
+        found.unwrap_or_else(|| {
+            let made = Arc::new(T::default());
+            attachments.push(made.clone());
+            made
+        })
     }
 
     /// See [`super::Hub::interrupt`].
@@ -178,19 +208,11 @@ impl View {
     }
 
     pub fn count_store_error(&self) {
-        self.store_errors.fetch_add(1, Relaxed);
-    }
-
-    pub fn store_errors(&self) -> u64 {
-        self.store_errors.load(Relaxed)
+        self.counters.count_store_error();
     }
 
     pub(super) fn count_lag(&self) {
-        self.lags.fetch_add(1, Relaxed);
-    }
-
-    pub fn lags(&self) -> u64 {
-        self.lags.load(Relaxed)
+        self.counters.lags.fetch_add(1, Relaxed);
     }
 
     fn history(&self) -> MutexGuard<'_, History> {

@@ -34,7 +34,7 @@ pub enum Number {
 }
 
 impl Number {
-    fn read(raw: &str) -> Self {
+    pub fn read(raw: &str) -> Self {
         match raw.trim().parse() {
             Ok(n) => Self::Valid(n),
             Err(_) => Self::Invalid(raw.to_owned()),

@@ -20,47 +20,38 @@
 //! each answer the client must ask again; messages published in that gap are not lost,
 //! because the next request's `since` picks them up.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use tokio::time::{Instant, sleep_until};
 
+use super::arrival::Arrival;
 use super::cursor::CursorParams;
-use super::{Attendance, short_poll};
-use crate::AppState;
+use super::short_poll;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::Cursor;
-use crate::presence::Visitor;
-use crate::server::ClientAddr;
-use crate::stats::Transport;
+use crate::protocol::{MAX_HOLD, Transport};
 
-/// The longest a request is held, and the default.
-pub const MAX_HOLD: Duration = Duration::from_secs(30);
-
-/// `GET /api/messages/long-poll?since=ID&timeout=S`: answer when there is news.
-pub async fn long_poll(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    Query((params, visitor)): Query<(CursorParams, Visitor)>,
-) -> Result<Response, ApiError> {
-    let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
-    let mut attendance = Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip())?;
+/// `GET /api/rooms/{room}/messages/long-poll?since=ID&timeout=S` (the lobby's at
+/// `/api/messages/long-poll`): answer when there is news in the room.
+pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
+    let params = &arrival.params;
+    let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(params)?);
+    let mut attendance = arrival.attend(Transport::LongPoll)?;
+    let room = attendance.room().clone();
     let deadline = Instant::now() + hold;
-    app.hub.settle(cursor).await;
+    room.settle(cursor).await;
     loop {
         // Register for the next publish before looking, so none slips between the two.
-        let published = app.hub.next_publish();
+        let published = room.next_publish();
         tokio::pin!(published);
         published.as_mut().enable();
 
-        let page = app.hub.page(cursor, limit);
+        let page = room.page(cursor, limit);
         // Answer at once with news, with a reset (a cursor ahead of the hub is never
         // held), when the client asked not to wait, or when the server is shutting
         // down (which wakes every held poll as a publish would).
-        let stop = hold.is_zero() || app.shutdown.is_cancelled();
+        let stop = hold.is_zero() || arrival.app.shutdown.is_cancelled();
         if !page.entries.is_empty() || page.reset || stop {
             return Ok(short_poll::answer(&mut attendance, cursor, page));
         }

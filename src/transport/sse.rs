@@ -32,11 +32,8 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -45,17 +42,13 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Attendance;
+use super::arrival::Arrival;
 use super::cursor::{CursorParams, cursor_from};
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::{Cursor, Delivery, Encoding, Entry, Subscription};
-use crate::presence::Visitor;
-use crate::server::ClientAddr;
-use crate::stats::{Counters, Transport};
-
-/// The reconnection delay suggested to `EventSource`.
-pub const RETRY: Duration = Duration::from_secs(3);
+use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
+use crate::state::AppState;
+use crate::stats::Counters;
 
 /// A comment: `EventSource` ignores it, a proxy sees the stream is alive.
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
@@ -69,21 +62,17 @@ impl Encoding for MessageEvent {
 
     fn encode(entry: &Entry) -> Bytes {
         // The JSON is on one line: serde escapes the newlines inside strings.
-        let data = entry.json.get();
-        format!("id: {}\nevent: message\ndata: {data}\n\n", entry.id()).into()
+        let (id, data) = (entry.id(), entry.json.get());
+        format!("id: {id}\nevent: {SSE_MESSAGE}\ndata: {data}\n\n").into()
     }
 }
 
-/// `GET /api/events?since=ID`: the stream of events.
-pub async fn events(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    headers: HeaderMap,
-    Query((params, visitor)): Query<(CursorParams, Visitor)>,
-) -> Result<Response, ApiError> {
-    let cursor = resume_point(&headers, &params)?;
-    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;
-    let events = Body::from_stream(stream_from(&app, attendance, cursor));
+/// `GET /api/rooms/{room}/events?since=ID` (the lobby's at `/api/events`): the stream
+/// of the room's events.
+pub async fn events(headers: HeaderMap, arrival: Arrival) -> Result<Response, ApiError> {
+    let cursor = resume_point(&headers, &arrival.params)?;
+    let attendance = arrival.attend(Transport::Sse)?;
+    let events = Body::from_stream(stream_from(&arrival.app, attendance, cursor));
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -134,13 +123,13 @@ fn stream_from(
     let mut ticks = interval_at(Instant::now() + half, half);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let events = Events {
-        subscription: app.hub.subscribe(cursor),
+        subscription: attendance.room().subscribe(cursor),
         attendance,
         ticks,
         silent: true,
         shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
     };
-    let retry = format!("retry: {}\n\n", RETRY.as_millis());
+    let retry = format!("retry: {}\n\n", SSE_RETRY.as_millis());
     let deliveries = stream::unfold(events, |mut events| async move {
         let bytes = events.next().await?;
         Some((Ok(bytes), events))
@@ -179,8 +168,8 @@ fn encode(attendance: &Attendance, delivery: Delivery) -> Bytes {
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            let data = format!(r#"{{"last_id":{last_id}}}"#);
-            format!("id: {last_id}\nevent: reset\ndata: {data}\n\n").into()
+            let data = serde_json::to_string(&Reset { last_id }).expect("a reset is a number");
+            format!("id: {last_id}\nevent: {SSE_RESET}\ndata: {data}\n\n").into()
         }
     }
 }

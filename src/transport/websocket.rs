@@ -16,11 +16,13 @@
 //! Each message's frame is encoded once and its bytes shared by every socket
 //! (`socket.rs` has the two halves of the connection).
 //!
-//! A connection can end four ways besides the client closing it, each with its close
-//! code: the server shuts down (1001), the client stops reading so a frame cannot be
-//! written within `--slow-client-timeout` (1013, "try again later": it may reconnect
-//! from its cursor), the client sends a message over the size limit (1009), or it stops
-//! answering pings (dropped: nobody is there to read a close frame).
+//! A connection can end in several ways besides the client closing it (answered with
+//! a close frame of its own), each with its close code: the server shuts down (1001),
+//! the client stops reading so a frame cannot be written within
+//! `--slow-client-timeout` (1013, "try again later": it may reconnect from its cursor),
+//! the client sends a message over the size limit (1009), a text frame that is not
+//! UTF-8 (1007) or a broken frame (1002), or it stops answering pings (dropped: nobody
+//! is there to read a close frame).
 //!
 //! Cost: one open connection per client, and a small binary frame header (2–14 bytes)
 //! per message instead of HTTP headers. Gain: the lowest latency and overhead, and the
@@ -28,10 +30,10 @@
 //! so the page's `Origin` is checked, and proxies must be told to pass the `Upgrade` on.
 //!
 //! A faster path hides behind one call, `Writer::next`: while a connection has caught
-//! up and has nothing of its own to write, its socket is lent to one task that writes
-//! each new message to every such socket in a single pass (`websocket/fanout.rs`, the
-//! way a C server's event loop works). Everything in this file happens the same way
-//! with or without it.
+//! up and has nothing of its own to write, its socket is lent to one task per room that
+//! writes each new message to every such socket in a single pass
+//! (`websocket/fanout.rs`, the way a C server's event loop works). Everything in this
+//! file happens the same way with or without it.
 
 mod fanout;
 mod socket;
@@ -41,41 +43,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::close_code;
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::json;
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tungstenite::Message;
 
-pub use fanout::{Fanout, Writer};
+pub use fanout::Fanout;
+use fanout::Writer;
 use socket::{Handshake, Inbound, Outbound, SendError};
 
 use super::Attendance;
-use super::cursor::CursorParams;
+use super::arrival::Arrival;
 use crate::error::ApiError;
-use crate::extract::Query;
-use crate::hub::{Cursor, Delivery, Encoding, Entry};
-use crate::message::{NewMessage, Via};
-use crate::presence::Visitor;
-use crate::server::ClientAddr;
-use crate::stats::{Counters, Transport};
-use crate::{AppState, MAX_BODY_BYTES};
+use crate::hub::{Cursor, Delivery, Encoding, Entry, Room};
+use crate::message::{MAX_BODY_BYTES, Via};
+use crate::protocol::{ClientFrame, ServerFrame, Transport};
+use crate::state::AppState;
+use crate::stats::Counters;
 
 /// Each socket's buffer for reading the client's frames. Clients send small frames,
 /// so 2 KiB keeps an idle connection cheap (a bigger frame grows it, up to the 16 KiB
 /// limit).
 const READ_BUFFER_BYTES: usize = 2 * 1024;
-
-/// What a client may send.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ClientFrame {
-    Send(NewMessage),
-}
 
 /// A message as a text frame, `{"type":"message","message":{…}}`: encoded once per
 /// message, its bytes shared by every socket.
@@ -85,23 +76,34 @@ impl Encoding for MessageFrame {
     const SLOT: usize = 0;
 
     fn encode(entry: &Entry) -> Bytes {
-        let json = entry.json.get().as_bytes();
-        socket::text(&[br#"{"type":"message","message":"#, json, b"}"])
+        let text = ServerFrame::Message {
+            message: &*entry.json,
+        }
+        .to_text();
+        socket::text(text.as_bytes())
     }
 }
 
-/// `GET /api/ws?since=ID`: checks the handshake and the page's origin, then upgrades.
+/// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`): checks the
+/// handshake and the page's origin, then upgrades.
 pub async fn upgrade(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
     headers: HeaderMap,
-    Query((params, visitor)): Query<(CursorParams, Visitor)>,
+    arrival: Arrival,
     handshake: Result<Handshake, ApiError>,
 ) -> Result<Response, ApiError> {
     let handshake = handshake?;
-    app.origins.check(&headers)?;
-    let cursor = params.cursor()?;
-    let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip())?;
+    if !headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .is_some_and(|key| is_handshake_key(key.as_bytes()))
+    {
+        return Err(ApiError::BadRequest(
+            "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455)".into(),
+        ));
+    }
+    arrival.app.origins.check(&headers)?;
+    let cursor = arrival.params.cursor()?;
+    let attendance = arrival.attend(Transport::Websocket)?;
+    let (app, ip) = (arrival.app, arrival.ip);
     // Taken before the upgrade completes, so that a shutdown in between still waits
     // for this socket's close frame.
     let tracked = app.sockets.token();
@@ -109,15 +111,7 @@ pub async fn upgrade(
         READ_BUFFER_BYTES,
         MAX_BODY_BYTES,
         move |inbound, outbound| {
-            connection(
-                inbound,
-                outbound,
-                app,
-                attendance,
-                cursor,
-                client.ip(),
-                tracked,
-            )
+            connection(inbound, outbound, app, attendance, cursor, ip, tracked)
         },
     ))
 }
@@ -133,7 +127,8 @@ async fn connection(
     _tracked: TaskTrackerToken, // shutdown waits for the close frame while this lives
 ) {
     let config = &app.config;
-    let mut writer = Writer::new(outbound, app.hub.subscribe(cursor));
+    let room = attendance.room().clone();
+    let mut writer = Writer::new(&app, &room, outbound, cursor);
     let mut pings = interval_at(Instant::now() + config.ws_ping, config.ws_ping);
     // When the oldest unanswered ping must be answered by.
     let mut pong_due: Option<Instant> = None;
@@ -142,14 +137,14 @@ async fn connection(
     loop {
         // The frames to write, and whether they are the last.
         let (frames, last) = tokio::select! {
-            frames = writer.next(&app, |delivery| encode(&attendance, delivery)) => match frames {
+            frames = writer.next(|delivery| encode(&attendance, delivery)) => match frames {
                 Some(frames) => (frames, false),
                 None => break,
             },
             frame = inbound.next() => {
                 pong_due = None; // any frame proves the client is there
                 let (answer, last) = match frame {
-                    Some(frame) => read(&app, ip, frame).await,
+                    Some(frame) => read(&app, &room, ip, frame).await,
                     None => (None, true), // the client closed or vanished
                 };
                 // The library's own answers (a pong, the close handshake) go first.
@@ -171,7 +166,7 @@ async fn connection(
             () = &mut shutdown => (socket::close(close_code::AWAY, "server shutting down"), true),
         };
         // A lent socket comes back from the fan-out before anything else is written.
-        let Some(socket) = writer.socket(&app).await else {
+        let Some(socket) = writer.socket().await else {
             break;
         };
         match socket.send(frames, config.slow_client_timeout).await {
@@ -193,33 +188,32 @@ async fn connection(
 /// connection ends with it.
 async fn read(
     app: &AppState,
+    room: &Room,
     ip: IpAddr,
     frame: Result<Message, tungstenite::Error>,
 ) -> (Option<Bytes>, bool) {
     let outcome = match frame {
-        Ok(Message::Text(text)) => publish(app, ip, &text).await,
+        Ok(Message::Text(text)) => publish_frame(app, room, ip, &text).await,
         Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
         // A ping is answered by the library; a close too, and the next read ends.
         Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => Ok(()),
         Err(error) => return (Some(refusal(error)), true),
     };
     let answer = outcome.err().map(|error| {
-        let reply = json!({ "type": "error", "error": error }).to_string();
-        socket::text(&[reply.as_bytes()])
+        let reply = ServerFrame::<()>::Error { error }.to_text();
+        socket::text(reply.as_bytes())
     });
     (answer, false)
 }
 
-/// A `send` frame becomes a message in the hub; anything else, or a message the store
+/// A `send` frame becomes a message in the socket's room; anything else, or a message the store
 /// could not keep, is explained back.
-async fn publish(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
+async fn publish_frame(app: &AppState, room: &Room, ip: IpAddr, text: &str) -> Result<(), String> {
     let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
         format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
     })?;
-    let draft = new.validate(Via::Websocket).map_err(|e| e.to_string())?;
-    app.publish_rate.check(ip).map_err(|e| e.to_string())?;
-    let stored = app.hub.publish(draft).await;
-    stored.map(drop).map_err(|e| ApiError::from(e).to_string())
+    let stored = super::publish(app, room, ip, new, Via::Websocket).await;
+    stored.map(drop).map_err(|e| e.to_string())
 }
 
 /// A delivery as a text frame.
@@ -232,19 +226,32 @@ fn encode(attendance: &Attendance, delivery: Delivery) -> Bytes {
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            let reset = json!({ "type": "reset", "last_id": last_id }).to_string();
-            socket::text(&[reset.as_bytes()])
+            socket::text(ServerFrame::<()>::Reset { last_id }.to_text().as_bytes())
         }
     }
 }
 
-/// The close frame for a read that failed: too big (1009), or broken framing (1002).
+/// Whether a `Sec-WebSocket-Key` is what RFC 6455 asks for: 16 bytes in base64, which
+/// is 22 characters, the last of them carrying 2 bits, then `==`.
+fn is_handshake_key(key: &[u8]) -> bool {
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24
+        && key[..21].iter().all(base64)
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+        && key.ends_with(b"==")
+}
+
+/// The close frame for a read that failed: too big (1009), a text frame that is not
+/// UTF-8 (1007), or broken framing (1002).
 fn refusal(error: tungstenite::Error) -> Bytes {
     match error {
         tungstenite::Error::Capacity(_) => socket::close(
             close_code::SIZE,
             "message too big: at most 16 KiB (a message text is at most 2000 characters)",
         ),
+        tungstenite::Error::Utf8(_) => {
+            socket::close(close_code::INVALID, "text frame is not UTF-8")
+        }
         _ => socket::close(close_code::PROTOCOL, "malformed WebSocket frame"),
     }
 }

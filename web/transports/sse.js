@@ -1,7 +1,7 @@
 // Server-Sent Events: one response that never ends.
 //
 // How it works: the browser's EventSource sends one request,
-//   GET /api/events?since=<cursor>
+//   GET /api/rooms/<room>/events?since=<cursor>
 // and the server answers with `Content-Type: text/event-stream` and keeps the
 // response open, writing each message as a small text block:
 //   id: 42
@@ -21,13 +21,16 @@
 import { Transport, byteLength } from './transport.js';
 
 export class Sse extends Transport {
+  static kind = 'sse';
+  static push = true;
+
   constructor(options = {}) {
-    super({ ...options, kind: 'sse' });
+    super(options);
     this.source = null;
   }
 
   open(epoch) {
-    const url = `/api/events?${this.query()}`;
+    const url = `${this.path('events')}?${this.query()}`;
     const source = new EventSource(url);
     this.source = source;
     this.counters.requests++;
@@ -58,11 +61,12 @@ export class Sse extends Transport {
       if (source.readyState === EventSource.CONNECTING) {
         // The browser is already reconnecting, with Last-Event-ID: let it.
         this.counters.requests++;
-        this.wire('out', 0, `reconnect by EventSource  (Last-Event-ID: ${this.cursor ?? '-'})`);
+        this.event(`the stream ended: EventSource reconnects by itself (Last-Event-ID: ${this.cursor ?? '-'})`);
         this.setState('reconnecting', { cursor: this.cursor });
       } else {
-        // CLOSED: the server refused (an HTTP error); EventSource gives up, we retry.
-        this.retryLater(epoch, 'event stream closed');
+        // CLOSED: the server refused (an HTTP error status, which EventSource does
+        // not tell us); EventSource gives up for good, so we try again ourselves.
+        this.retryLater(epoch, 'EventSource closed for good: the server refused the stream');
       }
     };
   }

@@ -3,32 +3,19 @@
 
 use anyhow::bail;
 use futures::StreamExt;
-use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{Run, Seen, connect_gated};
 use crate::bench::tally::Receipts;
 use crate::bench::wire;
-
-/// What the server sends.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Frame<'a> {
-    Message {
-        #[serde(borrow)]
-        message: Seen<'a>,
-    },
-    Reset,
-    Error {
-        error: String,
-    },
-}
+use crate::protocol::ServerFrame;
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
         let stream = wire::connect(run.server, index, &run.wire).await?;
-        let url = format!("ws://{}/api/ws?since={}", run.server, run.since);
+        let (path, since) = run.path_of(index);
+        let url = format!("ws://{}{path}?since={since}", run.server);
         // Chat frames are small; tungstenite's default 128 KiB read buffer per
         // connection would only make the bench itself heavier.
         let config = WebSocketConfig::default().read_buffer_size(4096);
@@ -46,9 +33,9 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
         };
         match frame {
             Some(Ok(Message::Text(text))) => match serde_json::from_str(&text)? {
-                Frame::Message { message } => run.receive(receipts, &message),
-                Frame::Reset => receipts.resets += 1,
-                Frame::Error { error } => bail!("the server refused a frame: {error}"),
+                ServerFrame::<Seen>::Message { message } => run.receive(receipts, &message),
+                ServerFrame::Reset { .. } => receipts.resets += 1,
+                ServerFrame::Error { error } => bail!("the server refused a frame: {error}"),
             },
             Some(Ok(Message::Close(close))) => bail!("the server closed the socket: {close:?}"),
             Some(Ok(_)) => {}

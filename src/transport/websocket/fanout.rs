@@ -8,9 +8,9 @@
 //! client.
 //!
 //! So a connection that has caught up and has nothing of its own to say *lends* its
-//! socket here ([`Fanout::lend`]). This task takes each message once, its frame
-//! encoded once, and writes it to every lent socket in turn without ever waiting on
-//! one. Messages that arrive while it writes go out together in its next pass: one
+//! socket here ([`Fanout::lend`]). One task per room, running while sockets are lent
+//! to it, takes each message once, its frame encoded once, and writes it to every lent
+//! socket in turn without ever waiting on one. Messages that arrive while it writes go out together in its next pass: one
 //! `write` per socket per pass, at most [`PASS_BYTES`]. A socket goes back to its
 //! connection, which carries on the plain way, when:
 //!
@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
@@ -38,10 +38,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::MessageFrame;
 use super::socket::{Outbound, TrySend};
-use crate::AppState;
-use crate::hub::{Cursor, Delivery, Entry, Subscription};
-use crate::metrics::unix_nanos_now;
-use crate::stats::Counters;
+use crate::hub::{Cursor, Delivery, Entry, Room, Subscription};
+use crate::protocol::Transport;
+use crate::state::AppState;
+use crate::stats::{Counters, unix_nanos_now};
 
 /// The most bytes of frames written to a socket in one pass. Bounds what a slow
 /// client's connection may be left holding, and how long one pass keeps the others
@@ -52,11 +52,13 @@ pub const PASS_BYTES: usize = 64 * 1024;
 /// recorded for a delivery is at most this many writes late.
 const STAMP_EVERY: usize = 64;
 
-/// The handle every connection lends its socket through; the task starts with the
-/// first loan.
+/// A room's fan-out, which every connection in the room lends its socket through
+/// (kept with the room: [`Room::attachment`]). Its task starts with a loan and ends
+/// when it has no socket left.
 #[derive(Default)]
 pub struct Fanout {
-    commands: OnceLock<mpsc::UnboundedSender<Command>>,
+    /// The running task's inbox; `None` or closed when no task runs.
+    task: Mutex<Option<mpsc::UnboundedSender<Command>>>,
     next_key: AtomicU64,
 }
 
@@ -80,9 +82,15 @@ pub struct Loan {
 }
 
 impl Fanout {
-    /// Lends `socket`, to which every message up to `last_id` has been written.
-    pub fn lend(&self, app: &Arc<AppState>, socket: Outbound, last_id: u64) -> Loan {
-        let commands = self.commands.get_or_init(|| start(app));
+    /// Lends `socket`, to which every message of `room` up to `last_id` has been
+    /// written.
+    pub fn lend(
+        self: &Arc<Self>,
+        app: &Arc<AppState>,
+        room: &Room,
+        socket: Outbound,
+        last_id: u64,
+    ) -> Loan {
         let key = self.next_key.fetch_add(1, Relaxed);
         let (to_connection, back) = oneshot::channel();
         let slot = Slot {
@@ -91,14 +99,44 @@ impl Fanout {
             last_id,
             back: to_connection,
         };
-        // The task runs as long as the state does; if it were gone, `back` would
-        // report it at once.
+        // Sent under the lock that a task takes to end: a loan never lands in the
+        // inbox of a task that has just decided to stop.
+        let mut task = self.lock();
+        let commands = match &*task {
+            Some(commands) if !commands.is_closed() => commands.clone(),
+            _ => task.insert(self.start(app, room)).clone(),
+        };
         let _ = commands.send(Command::Lend(slot));
         Loan {
             key,
             back,
-            commands: commands.clone(),
+            commands,
         }
+    }
+
+    fn start(self: &Arc<Self>, app: &Arc<AppState>, room: &Room) -> mpsc::UnboundedSender<Command> {
+        let (commands, inbox) = mpsc::unbounded_channel();
+        // Its own subscription, from now on: sockets lent later than a message it has
+        // passed are behind it, and are sent back to catch up (see `lend`).
+        let newest = room.bounds().newest;
+        let subscription = room.subscribe(Cursor::After(newest));
+        let pump = Pump {
+            fanout: self.clone(),
+            app: Arc::downgrade(app),
+            sockets: Vec::new(),
+            index: HashMap::default(),
+            last_id: newest,
+        };
+        // Tokio lets a task do only so much I/O per turn before it makes it yield
+        // (its "budget"): past that, every write would report a full socket. Writing
+        // to every socket in one turn is this task's whole point, so it runs without
+        // that budget, and yields after each pass instead.
+        tokio::spawn(tokio::task::unconstrained(pump.run(subscription, inbox)));
+        commands
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<mpsc::UnboundedSender<Command>>> {
+        self.task.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -132,27 +170,8 @@ struct Slot {
     back: oneshot::Sender<Returned>,
 }
 
-fn start(app: &Arc<AppState>) -> mpsc::UnboundedSender<Command> {
-    let (commands, inbox) = mpsc::unbounded_channel();
-    // Its own subscription, from now on: sockets lent later than a message it has
-    // passed are behind it, and are sent back to catch up (see `lend`).
-    let newest = app.hub.bounds().newest;
-    let subscription = app.hub.subscribe(Cursor::After(newest));
-    let pump = Pump {
-        app: Arc::downgrade(app),
-        sockets: Vec::new(),
-        index: HashMap::default(),
-        last_id: newest,
-    };
-    // Tokio lets a task do only so much I/O per turn before it makes it yield (its
-    // "budget"): past that, every write would report a full socket. Writing to every
-    // socket in one turn is this task's whole point, so it runs without that budget,
-    // and yields after each pass instead.
-    tokio::spawn(tokio::task::unconstrained(pump.run(subscription, inbox)));
-    commands
-}
-
 struct Pump {
+    fanout: Arc<Fanout>,
     /// For the counters; the task does not keep the server's state alive.
     app: Weak<AppState>,
     sockets: Vec<Slot>,
@@ -181,6 +200,15 @@ impl Pump {
                     Some(delivery) => self.deliver(delivery, &mut subscription),
                     None => return,
                 },
+            }
+            if self.sockets.is_empty() {
+                // Nobody left: end, unless a loan is on its way (it is sent under
+                // this lock, so it is in the inbox already).
+                let mut task = self.fanout.lock();
+                if inbox.is_empty() {
+                    task.take();
+                    return;
+                }
             }
             tokio::task::yield_now().await;
         }
@@ -243,9 +271,7 @@ impl Pump {
         let (first_id, last_id) = (first.id(), last.id());
         let bytes = pass.bytes.clone().freeze();
         let app = self.app.upgrade();
-        let counters = app
-            .as_ref()
-            .map(|app| app.stats.of(crate::stats::Transport::Websocket));
+        let counters = app.as_ref().map(|app| app.stats.of(Transport::Websocket));
         // Per message of the pass, how many sockets got it since the last clock read.
         let mut tally = Tally::new(pass.entries.len());
         let mut at = 0;
@@ -358,8 +384,11 @@ impl Tally {
 }
 
 /// Where a connection's deliveries are written from: its own subscription and socket,
-/// or, while it has caught up and has nothing of its own to write, the fan-out.
+/// or, while it has caught up and has nothing of its own to write, its room's fan-out.
 pub struct Writer {
+    app: Arc<AppState>,
+    room: Arc<Room>,
+    fanout: Arc<Fanout>,
     state: State,
 }
 
@@ -374,11 +403,15 @@ enum State {
 }
 
 impl Writer {
-    pub fn new(socket: Outbound, subscription: Subscription) -> Self {
+    /// Writes what `room` publishes after `cursor` to `socket`.
+    pub fn new(app: &Arc<AppState>, room: &Arc<Room>, socket: Outbound, cursor: Cursor) -> Self {
         Self {
+            app: app.clone(),
+            room: room.clone(),
+            fanout: room.attachment(),
             state: State::Own {
                 socket,
-                subscription,
+                subscription: room.subscribe(cursor),
             },
         }
     }
@@ -387,11 +420,7 @@ impl Writer {
     /// or nothing but what the fan-out left unsent. While there are none, the socket is
     /// lent to the fan-out, which writes deliveries meanwhile, and this waits until it
     /// comes back. `None` once the hub is gone. Cancel-safe.
-    pub async fn next(
-        &mut self,
-        app: &Arc<AppState>,
-        encode: impl FnOnce(Delivery) -> Bytes,
-    ) -> Option<Bytes> {
+    pub async fn next(&mut self, encode: impl FnOnce(Delivery) -> Bytes) -> Option<Bytes> {
         loop {
             match &mut self.state {
                 State::Own { socket, .. } if !socket.is_idle() => return Some(Bytes::new()),
@@ -404,11 +433,12 @@ impl Writer {
                     else {
                         unreachable!("matched above")
                     };
-                    self.state = State::Lent(app.fanout.lend(app, socket, last_id));
+                    let loan = self.fanout.lend(&self.app, &self.room, socket, last_id);
+                    self.state = State::Lent(loan);
                 }
                 State::Lent(loan) => {
                     let returned = loan.returned().await?;
-                    self.take_back(app, returned);
+                    self.take_back(returned);
                 }
                 State::Moving => return None,
             }
@@ -417,11 +447,11 @@ impl Writer {
 
     /// The socket, to write to; called back from the fan-out if it was lent. `None`
     /// only if the fan-out is gone.
-    pub async fn socket(&mut self, app: &Arc<AppState>) -> Option<&mut Outbound> {
+    pub async fn socket(&mut self) -> Option<&mut Outbound> {
         if let State::Lent(loan) = &mut self.state {
             loan.recall();
             let returned = loan.returned().await?;
-            self.take_back(app, returned);
+            self.take_back(returned);
         }
         match &mut self.state {
             State::Own { socket, .. } => Some(socket),
@@ -430,10 +460,10 @@ impl Writer {
     }
 
     /// The connection carries on from where the fan-out left its socket.
-    fn take_back(&mut self, app: &AppState, returned: Returned) {
+    fn take_back(&mut self, returned: Returned) {
         self.state = State::Own {
             socket: returned.socket,
-            subscription: app.hub.subscribe(Cursor::After(returned.last_id)),
+            subscription: self.room.subscribe(Cursor::After(returned.last_id)),
         };
     }
 }
@@ -452,20 +482,25 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::message::{Draft, Via};
+    use crate::room::RoomName;
 
-    async fn app() -> Arc<AppState> {
+    /// The server's state, the lobby entered, and its fan-out.
+    async fn lobby() -> (Arc<AppState>, Arc<Room>, Arc<Fanout>) {
         let config = Config::parse_from(["pushlab"]);
-        Arc::new(AppState::open(config).await.expect("memory opens"))
+        let app = Arc::new(AppState::open(config).await.expect("memory opens"));
+        let room = Arc::new(app.hub.room(&RoomName::lobby()));
+        let fanout = room.attachment();
+        (app, room, fanout)
     }
 
-    async fn publish(app: &AppState, n: usize) {
+    async fn publish(room: &Room, n: usize) {
         for i in 0..n {
             let draft = Draft {
                 author: "a".into(),
                 text: format!("message {i}, long enough to take some room on the wire"),
                 via: Via::Http,
             };
-            app.hub.publish(draft).await.expect("memory never refuses");
+            room.publish(draft).await.expect("memory never refuses");
         }
     }
 
@@ -548,20 +583,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_reaches_every_lent_socket_complete_in_order_and_batched() {
-        let app = app().await;
+        let (app, room, fanout) = lobby().await;
         let sockets: Vec<_> = (0..3).map(|_| socket(4 << 20)).collect();
         let mut clients = Vec::new();
         let mut loans = Vec::new();
         for (socket, client, writes) in sockets {
-            loans.push(app.fanout.lend(&app, socket, 0));
+            loans.push(fanout.lend(&app, &room, socket, 0));
             clients.push((client, writes));
         }
         // Published at once (the memory store never waits), so they queue up for the
         // fan-out, which then writes them in as few passes as the byte cap allows.
         // (Fewer than the history holds: see the next test for more.)
         let burst = 900;
-        publish(&app, burst).await;
-        let page = app.hub.page(Cursor::After(0), burst);
+        publish(&room, burst).await;
+        let page = room.page(Cursor::After(0), burst);
         let frame = page
             .entries
             .iter()
@@ -576,17 +611,17 @@ mod tests {
             let fewest = burst * frame / (PASS_BYTES + frame);
             assert!(writes.len() <= fewest + 2, "{} writes", writes.len());
         }
-        let counters = app.stats.of(crate::stats::Transport::Websocket);
+        let counters = app.stats.of(Transport::Websocket);
         assert_eq!(counters.delivered.load(Relaxed), 3 * burst as u64);
         drop(loans);
     }
 
     #[tokio::test]
     async fn a_socket_that_cannot_take_a_pass_comes_back_with_the_rest() {
-        let app = app().await;
+        let (app, room, fanout) = lobby().await;
         let (socket, mut client, _) = socket(1024);
-        let mut loan = app.fanout.lend(&app, socket, 0);
-        publish(&app, 50).await;
+        let mut loan = fanout.lend(&app, &room, socket, 0);
+        publish(&room, 50).await;
         let returned = loan.returned().await.expect("the fan-out runs");
         assert_eq!(
             returned.last_id, 50,
@@ -607,12 +642,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_fan_out_that_falls_behind_the_history_gives_every_socket_back() {
-        let app = app().await;
+        let (app, room, fanout) = lobby().await;
         let (socket, _client, writes) = socket(1 << 20);
-        let mut loan = app.fanout.lend(&app, socket, 0);
+        let mut loan = fanout.lend(&app, &room, socket, 0);
         // More than the history keeps (1 000) before the fan-out runs: what it missed
         // is gone, so the connection must say so itself (a reset), from its cursor.
-        publish(&app, 2000).await;
+        publish(&room, 2000).await;
         let returned = loan.returned().await.unwrap();
         assert_eq!(returned.last_id, 0);
         assert!(writes.lock().unwrap().is_empty());
@@ -620,10 +655,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_recall_gives_the_socket_back_between_frames_with_its_cursor() {
-        let app = app().await;
+        let (app, room, fanout) = lobby().await;
         let (first, mut first_client, _) = socket(1 << 20);
-        let mut loan = app.fanout.lend(&app, first, 0);
-        publish(&app, 5).await;
+        let mut loan = fanout.lend(&app, &room, first, 0);
+        publish(&room, 5).await;
         assert_eq!(read_ids(&mut first_client, 5).await, [1, 2, 3, 4, 5]);
         loan.recall();
         let returned = loan.returned().await.unwrap();
@@ -633,7 +668,7 @@ mod tests {
         // A socket lent behind the fan-out (it has not had 4 and 5) goes back at once,
         // untouched, to catch up by itself.
         let (behind, _behind_client, writes) = socket(1 << 20);
-        let mut loan = app.fanout.lend(&app, behind, 3);
+        let mut loan = fanout.lend(&app, &room, behind, 3);
         let returned = loan.returned().await.unwrap();
         assert_eq!(returned.last_id, 3);
         assert!(writes.lock().unwrap().is_empty());

@@ -266,20 +266,18 @@ impl Outbound {
     }
 }
 
-/// A text frame whose payload is `parts`, one after the other.
-pub fn text(parts: &[&[u8]]) -> Bytes {
+/// A text frame whose payload is `text`.
+pub fn text(text: &[u8]) -> Bytes {
     let header = FrameHeader {
         opcode: OpCode::Data(Data::Text),
         ..FrameHeader::default()
     };
-    let length = parts.iter().map(|part| part.len()).sum::<usize>();
-    let mut frame = Vec::with_capacity(header.len(length as u64) + length);
+    let length = text.len() as u64;
+    let mut frame = Vec::with_capacity(header.len(length) + text.len());
     header
-        .format(length as u64, &mut frame)
+        .format(length, &mut frame)
         .expect("writing to a Vec cannot fail");
-    for part in parts {
-        frame.extend_from_slice(part);
-    }
+    frame.extend_from_slice(text);
     frame.into()
 }
 
