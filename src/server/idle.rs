@@ -20,6 +20,12 @@
 //! response body is done ([`ServingBody`]); SSE streams and held long polls are
 //! serving, so they are never closed here (the connection caps count them). An
 //! upgraded WebSocket leaves this bookkeeping with its HTTP connection.
+//!
+//! The bookkeeping happens on every request, so it is kept to a lock and a map entry
+//! each way: nothing wakes the connection's task when it starts or stops serving, and
+//! no timer is set per request. The task's timer is set once per idle period, for
+//! the deadline it reads when it wakes; a connection found serving is looked at
+//! again a keep-alive period later (a long stream costs one wake-up per period).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -30,7 +36,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +63,7 @@ struct Queue {
 }
 
 /// Tells an idle connection to close, and learns when it has.
+#[derive(Clone)]
 struct Closer {
     close: CancellationToken,
     closed: CancellationToken,
@@ -68,10 +74,9 @@ pub struct Connection {
     idle: Arc<IdleConnections>,
     id: u64,
     /// Changed under the queue's lock, so that the queue and the phase agree.
-    phase: watch::Sender<Phase>,
-    close: CancellationToken,
-    /// Cancelled once the connection (and its socket) is gone.
-    closed: CancellationToken,
+    phase: Mutex<Phase>,
+    /// How to close it, as the queue keeps it while it is idle.
+    closer: Closer,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,9 +116,11 @@ impl IdleConnections {
         let connection = Connection {
             idle: self.clone(),
             id,
-            phase: watch::Sender::new(Phase::Serving),
-            close: CancellationToken::new(),
-            closed: CancellationToken::new(),
+            phase: Mutex::new(Phase::Serving),
+            closer: Closer {
+                close: CancellationToken::new(),
+                closed: CancellationToken::new(),
+            },
         };
         let made_room = self.wait(&mut queue, &connection, true);
         (Arc::new(connection), made_room)
@@ -162,12 +169,10 @@ impl IdleConnections {
         first: bool,
     ) -> Option<CancellationToken> {
         let since = Instant::now();
-        connection.phase.send_replace(Phase::Idle { since, first });
-        let closer = Closer {
-            close: connection.close.clone(),
-            closed: connection.closed.clone(),
-        };
-        queue.idle.insert((since, connection.id), closer);
+        *connection.phase() = Phase::Idle { since, first };
+        queue
+            .idle
+            .insert((since, connection.id), connection.closer.clone());
         // One in, at most one out: the queue was within its limit.
         if queue.idle.len() <= self.limit {
             return None;
@@ -195,44 +200,55 @@ impl Connection {
     /// (kept in the response body) is dropped.
     pub fn serving(self: &Arc<Self>) -> Serving {
         let mut queue = self.idle.lock();
-        if let Phase::Idle { since, .. } = *self.phase.borrow() {
+        let mut phase = self.phase();
+        if let Phase::Idle { since, .. } = *phase {
             queue.idle.remove(&(since, self.id));
         }
-        self.phase.send_replace(Phase::Serving);
+        *phase = Phase::Serving;
         Serving(self.clone())
     }
 
     /// Completes when this connection should be closed: it stayed idle past its
     /// deadline, or it was idle longest when room was needed.
     pub async fn expired(&self) {
-        let mut phase = self.phase.subscribe();
+        let close = self.closer.close.cancelled();
+        tokio::pin!(close);
         loop {
-            let deadline = match *phase.borrow_and_update() {
-                Phase::Idle { since, first: true } => Some(since + self.idle.first_request),
-                Phase::Idle {
-                    since,
-                    first: false,
-                } => Some(since + self.idle.keep_alive),
-                Phase::Serving => None,
+            // What to look at next: the deadline of the idle period in progress, or,
+            // while serving, a keep-alive period from now (an idle period starting
+            // meanwhile ends after that, so its deadline is not missed).
+            let (wake, idle_since) = match *self.phase() {
+                Phase::Idle { since, first: true } => {
+                    (since + self.idle.first_request, Some(since))
+                }
+                Phase::Idle { since, .. } => (since + self.idle.keep_alive, Some(since)),
+                Phase::Serving => (Instant::now() + self.idle.keep_alive, None),
             };
             tokio::select! {
-                () = self.close.cancelled() => return,
-                _ = phase.changed() => continue,
-                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.idle.timed_out.fetch_add(1, Relaxed);
-                    return;
-                }
+                () = &mut close => return,
+                () = sleep_until(wake) => {}
+            }
+            let phase = *self.phase();
+            let still = matches!(phase, Phase::Idle { since, .. } if Some(since) == idle_since);
+            if still {
+                self.idle.timed_out.fetch_add(1, Relaxed);
+                return;
             }
         }
+    }
+
+    fn phase(&self) -> MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Phase::Idle { since, .. } = *self.phase.borrow() {
+        let phase = *self.phase();
+        if let Phase::Idle { since, .. } = phase {
             self.idle.lock().idle.remove(&(since, self.id));
         }
-        self.closed.cancel();
+        self.closer.closed.cancel();
     }
 }
 
