@@ -38,17 +38,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::middleware;
 use axum::routing::{MethodRouter, any, get};
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower::util::MapRequestLayer;
 
 use crate::config::Config;
+use crate::host::{HostCheck, HostCheckLayer};
 use crate::limits::body_deadline;
 use crate::message::MAX_BODY_BYTES;
 use crate::protocol::Transport;
 use crate::request_log::{RequestLog, RequestLogLayer};
+use crate::tap::{Attach, AttachLayer};
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
 pub use state::AppState;
@@ -82,12 +83,16 @@ fn handler(transport: Transport, body_timeout: Duration) -> MethodRouter<Arc<App
     }
 }
 
-/// The whole HTTP API and the page, with its request log.
-pub fn app(state: Arc<AppState>) -> RequestLog<Router> {
+/// The whole HTTP API and the page, behind the host check, with its request log.
+pub type App = RequestLog<HostCheck<Attach<Router>>>;
+
+/// The app: see [`App`].
+pub fn app(state: Arc<AppState>) -> App {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
-    let host_check = middleware::from_fn_with_state(state.hosts.clone(), host::check);
+    let host_check = HostCheckLayer(state.hosts.clone());
+    let tap = AttachLayer(state.taps.clone());
     let api = Router::new().route(
         "/api/tap/{id}",
         get(tap::read).with_state(state.taps.clone()),
@@ -100,19 +105,16 @@ pub fn app(state: Arc<AppState>) -> RequestLog<Router> {
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.taps.clone(),
-            tap::attach,
-        ))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),
         None => api,
     };
-    let app = api.fallback_service(web).layer(host_check);
+    // The wire tap's attachment (API requests only), the host check and the request
+    // log wrap the whole router once (`Router::layer` would wrap every route).
     // Pollers ask again and again: their answers are logged at debug, not info (see
-    // `request_log`). The log wraps the whole router once (`Router::layer` would wrap
-    // every route).
+    // `request_log`).
+    let app = host_check.layer(tap.layer(api.fallback_service(web)));
     let routine = &["/api/messages", "/api/messages/long-poll"];
     RequestLogLayer::routine(routine).layer(app)
 }

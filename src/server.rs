@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -53,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::request_log::RequestLog;
+use crate::App;
 use crate::state::AppState;
 use crate::tap::Tapped;
 
@@ -69,7 +68,7 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// gracefully and returns.
 pub async fn run(
     listener: TcpListener,
-    app: RequestLog<Router>,
+    app: App,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
