@@ -221,7 +221,7 @@ fn encode(attendance: &Attendance, delivery: Delivery) -> Bytes {
     match delivery {
         Delivery::Message(entry) => {
             let frame = entry.encoded::<MessageFrame>().clone();
-            attendance.sent([&entry], frame.len());
+            attendance.sent([&entry], socket::payload_len(&frame));
             frame
         }
         Delivery::Reset { last_id } => {

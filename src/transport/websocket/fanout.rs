@@ -37,7 +37,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::MessageFrame;
-use super::socket::{Outbound, TrySend};
+use super::socket::{Outbound, TrySend, payload_len};
 use crate::hub::{Cursor, Delivery, Entry, Room, Subscription};
 use crate::protocol::Transport;
 use crate::state::AppState;
@@ -285,7 +285,7 @@ impl Pump {
             let skip = slot.last_id.saturating_sub(first_id - 1) as usize;
             let from = pass.ends[skip] - pass.entries[skip].encoded::<MessageFrame>().len();
             let sent = slot.socket.try_send(bytes.slice(from..));
-            tally.got(skip, bytes.len() - from);
+            tally.got(skip, pass.payload_from(skip));
             slot.last_id = last_id;
             if sent == TrySend::Sent {
                 at += 1;
@@ -322,14 +322,24 @@ struct Pass {
     bytes: BytesMut,
     /// Where each message's frame ends in `bytes`.
     ends: Vec<usize>,
+    /// The payload bytes (what `/api/stats` counts) of the frames so far, after each.
+    payloads: Vec<usize>,
 }
 
 impl Pass {
     fn add(&mut self, entry: Arc<Entry>) {
-        self.bytes
-            .extend_from_slice(entry.encoded::<MessageFrame>());
+        let frame = entry.encoded::<MessageFrame>();
+        self.bytes.extend_from_slice(frame);
         self.ends.push(self.bytes.len());
+        let before = self.payloads.last().copied().unwrap_or(0);
+        self.payloads.push(before + payload_len(frame));
         self.entries.push(entry);
+    }
+
+    /// The payload bytes of the frames from the `first`-th on.
+    fn payload_from(&self, first: usize) -> usize {
+        let before = first.checked_sub(1).map_or(0, |i| self.payloads[i]);
+        self.payloads.last().copied().unwrap_or(0) - before
     }
 }
 
@@ -613,6 +623,12 @@ mod tests {
         }
         let counters = app.stats.of(Transport::Websocket);
         assert_eq!(counters.delivered.load(Relaxed), 3 * burst as u64);
+        let payloads: usize = page
+            .entries
+            .iter()
+            .map(|e| e.json.get().len() + r#"{"type":"message","message":}"#.len())
+            .sum();
+        assert_eq!(counters.bytes_sent.load(Relaxed), 3 * payloads as u64);
         drop(loans);
     }
 

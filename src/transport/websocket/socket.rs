@@ -281,6 +281,16 @@ pub fn text(text: &[u8]) -> Bytes {
     frame.into()
 }
 
+/// The payload's length in an unmasked frame of `frame.len()` bytes (what
+/// `/api/stats` counts: the frame's header is framing).
+pub fn payload_len(frame: &[u8]) -> usize {
+    match frame.len() {
+        len if len <= 2 + 125 => len - 2,
+        len if len <= 4 + 0xffff => len - 4,
+        len => len - 10,
+    }
+}
+
 /// An empty ping.
 pub fn ping() -> Bytes {
     frame(Frame::ping(Bytes::new()))
