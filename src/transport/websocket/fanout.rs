@@ -197,7 +197,13 @@ impl Pump {
                     None => return,
                 },
                 delivery = subscription.next() => match delivery {
-                    Some(delivery) => self.deliver(delivery, &mut subscription),
+                    Some(delivery) => {
+                        // Let whoever is publishing right now go first (tokio would
+                        // run this task next, before them), so that one pass takes
+                        // all their messages: a burst goes out in few writes.
+                        tokio::task::yield_now().await;
+                        self.deliver(delivery, &mut subscription);
+                    }
                     None => return,
                 },
             }
