@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod protocol;
+pub mod quic;
 pub mod room;
 pub mod server;
 pub mod state;
@@ -70,6 +71,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let api = room_paths(api, "/api/rooms/{room}")
         .route("/api/rooms", get(api::rooms))
         .route("/api/stats", get(api::stats))
+        .route(
+            "/api/webtransport/certificate-hash",
+            get(api::webtransport_certificate),
+        )
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))
@@ -102,11 +107,29 @@ pub async fn serve(
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then shuts down gracefully
-/// (see [`server::run`]) and returns.
+/// (see [`server::run`]) and returns. With `--webtransport`, serves WebTransport
+/// sessions on UDP at the listener's address too ([`quic`]).
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    server::run(listener, app(state.clone()), state, shutdown).await
+    let quic = match state.webtransport {
+        Some(_) => {
+            let addr = listener.local_addr()?;
+            let quic = quic::QuicListener::bind(addr, &state).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot listen on UDP {addr}: {error}"),
+                )
+            })?;
+            Some(tokio::spawn(quic.run(state.clone())))
+        }
+        None => None,
+    };
+    let served = server::run(listener, app(state.clone()), state, shutdown).await;
+    if let Some(quic) = quic {
+        let _ = quic.await;
+    }
+    served
 }

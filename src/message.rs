@@ -34,6 +34,7 @@ pub struct Message {
 pub enum Via {
     Http,
     Websocket,
+    Webtransport,
 }
 
 /// What a client sends: unvalidated, straight from JSON.

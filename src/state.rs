@@ -16,6 +16,7 @@ use crate::hub::{Hub, StoreError};
 use crate::limits::{ConnectionCaps, PublishRate, Stalls};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
+use crate::quic::certificate::DevCertificate;
 use crate::stats::Stats;
 
 /// Largest request body accepted, and largest WebSocket message (a message is at most
@@ -25,6 +26,15 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The address of the client that sent a request (set by the accept loop in
 /// [`crate::server`]).
 pub type ClientAddr = ConnectInfo<SocketAddr>;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot make the WebTransport certificate: {0}")]
+    Certificate(#[from] wtransport::tls::error::InvalidSan),
+}
 
 /// What every handler shares.
 pub struct AppState {
@@ -43,11 +53,18 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Connections cut because their client stopped reading.
     pub stalls: Stalls,
+    /// With `--webtransport`: the certificate the QUIC listener serves.
+    pub webtransport: Option<DevCertificate>,
 }
 
 impl AppState {
-    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
-    pub async fn open(config: Config) -> Result<Self, StoreError> {
+    /// Opens the store `--store` names; fails, naming it, if it cannot be reached. With
+    /// `--webtransport`, makes the certificate.
+    pub async fn open(config: Config) -> Result<Self, StartError> {
+        let webtransport = match config.webtransport {
+            true => Some(DevCertificate::new(config.addr.ip())?),
+            false => None,
+        };
         Ok(Self {
             hub: Hub::open(
                 &config.store,
@@ -63,6 +80,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
+            webtransport,
             config,
         })
     }
