@@ -231,3 +231,17 @@ async fn the_page_is_given_the_hash_and_the_address_to_use() {
         "the QUIC socket's address family"
     );
 }
+
+#[tokio::test]
+async fn a_page_opened_at_localhost_may_reach_the_socket_at_127_0_0_1() {
+    let server = server().await;
+    let page = format!("http://localhost:{}", server.addr.port());
+    assert!(
+        WtClient::try_connect(&server, "/api/webtransport", Some(&page))
+            .await
+            .is_ok()
+    );
+    let other_port = format!("http://localhost:{}", server.addr.port() + 1);
+    let refused = WtClient::try_connect(&server, "/api/webtransport", Some(&other_port)).await;
+    assert!(matches!(refused, Err(WtRefusal::SessionRejected)));
+}

@@ -116,19 +116,35 @@ fn room_of(path_and_query: &str) -> Option<Result<RoomName, crate::room::BadRoom
     }
 }
 
-/// What [`crate::origin`] checks, from the session's `CONNECT` request.
+/// What [`crate::origin`] checks, from the session's `CONNECT` request. The page
+/// connects to the address the QUIC socket is bound to (`127.0.0.1`, see
+/// `web/transports/webtransport.js`), which is not the name a page opened at
+/// `http://localhost:PORT` has: both name this machine, so for the check the session
+/// counts as addressed to the page's own `localhost`.
 fn handshake_headers(request: &SessionRequest) -> HeaderMap {
+    let origin = request.origin();
+    let authority = request.authority();
+    let page_authority = origin.and_then(|o| o.split_once("://")).map(|(_, a)| a);
+    let host = match (page_authority, authority.rsplit_once(':')) {
+        (Some(page), Some((ip, port)))
+            if page == format!("localhost:{port}") && is_loopback(ip) =>
+        {
+            page
+        }
+        _ => authority,
+    };
     let mut headers = HeaderMap::new();
-    let fields = [
-        (header::ORIGIN, request.origin()),
-        (header::HOST, Some(request.authority())),
-    ];
-    for (name, value) in fields {
+    for (name, value) in [(header::ORIGIN, origin), (header::HOST, Some(host))] {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(name, value);
         }
     }
     headers
+}
+
+fn is_loopback(ip: &str) -> bool {
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// History after the cursor, then live messages, one line each, until the session ends.
