@@ -42,15 +42,17 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
             "rate_limited": app.publish_rate.refused(),
             "refused_connections": app.caps.refused(),
             "refused_origins": app.origins.refused(),
+            "refused_hosts": app.hosts.refused(),
             "stalled_connections": app.stalls.count(),
         },
     }))
 }
 
 /// `GET /api/rooms/{room}/presence` (the lobby's at `/api/presence`): who is online in
-/// the room, and how.
+/// the room, and how; the first 200 by name, and how many.
 pub async fn presence(State(app): State<Arc<AppState>>, InRoom(room): InRoom) -> axum::Json<Value> {
-    axum::Json(json!({ "clients": app.presence.online(&room) }))
+    let (total, clients) = app.presence.online(&room);
+    axum::Json(json!({ "clients": clients, "total": total }))
 }
 
 /// `GET /api/rooms`: the rooms in memory now, each with its newest id and how many

@@ -1,6 +1,9 @@
-//! pushlab serves one chat through the four ways a web server can push to a browser
-//! (short polling, long polling, Server-Sent Events and WebSocket) at once, all fed by
-//! one [`hub::Hub`], so that they can be watched side by side and measured.
+//! pushlab serves a chat through the five ways a web server can push to a browser
+//! (short polling, long polling, Server-Sent Events, WebSocket and, with
+//! `--webtransport`, WebTransport) at once, all fed by one [`hub::Hub`], so that they
+//! can be watched side by side and measured. The chat has rooms ([`room`]): every path
+//! exists once per room, and the paths without one are the lobby's. How the modules
+//! fit together: `docs/architecture.md`.
 //!
 //! Arrows point one way: [`transport`] → [`hub`] → store. The hub knows nothing of
 //! HTTP; the transports know nothing of storage.
@@ -11,6 +14,7 @@ pub mod bench;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod host;
 pub mod hub;
 pub mod limits;
 pub mod message;
@@ -23,6 +27,7 @@ pub mod room;
 pub mod server;
 pub mod state;
 pub mod stats;
+pub mod tap;
 pub mod transport;
 pub mod web;
 
@@ -32,33 +37,43 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get};
+use axum::middleware;
+use axum::routing::{MethodRouter, any, get};
 use tokio::net::TcpListener;
-use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower::util::MapRequestLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
-use crate::state::MAX_BODY_BYTES;
+use crate::limits::body_deadline;
+use crate::message::MAX_BODY_BYTES;
+use crate::protocol::Transport;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
 pub use state::AppState;
 
 /// The paths of one room under `prefix`: `/api` for the lobby (the paths from before
 /// rooms), `/api/rooms/{room}` for any room.
-fn room_paths(router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
-    router
-        .route(
-            &format!("{prefix}/messages"),
-            get(short_poll::poll).post(api::publish),
-        )
-        .route(
-            &format!("{prefix}/messages/long-poll"),
-            get(long_poll::long_poll),
-        )
-        .route(&format!("{prefix}/events"), get(sse::events))
-        .route(&format!("{prefix}/ws"), get(websocket::upgrade))
-        .route(&format!("{prefix}/presence"), get(api::presence))
+fn room_paths(mut router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
+    for transport in Transport::ALL {
+        if let Some(handler) = handler(transport) {
+            let path = format!("{prefix}/{}", transport.endpoint());
+            router = router.route(&path, handler);
+        }
+    }
+    router.route(&format!("{prefix}/presence"), get(api::presence))
+}
+
+/// Each transport's HTTP handler (a room's messages also take a `POST`). WebTransport
+/// has none: its sessions arrive over QUIC, at the same path ([`quic`]).
+fn handler(transport: Transport) -> Option<MethodRouter<Arc<AppState>>> {
+    Some(match transport {
+        Transport::ShortPoll => get(short_poll::poll).post(api::publish),
+        Transport::LongPoll => get(long_poll::long_poll),
+        Transport::Sse => get(sse::events),
+        Transport::Websocket => get(websocket::upgrade),
+        Transport::Webtransport => return None,
+    })
 }
 
 /// The whole HTTP API and the page.
@@ -66,7 +81,11 @@ pub fn app(state: Arc<AppState>) -> Router {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
-    let api = Router::new();
+    let host_check = middleware::from_fn_with_state(state.hosts.clone(), host::check);
+    let api = Router::new().route(
+        "/api/tap/{id}",
+        get(tap::read).with_state(state.taps.clone()),
+    );
     let api = room_paths(api, "/api"); // the lobby's, as before rooms
     let api = room_paths(api, "/api/rooms/{room}")
         .route("/api/rooms", get(api::rooms))
@@ -80,19 +99,27 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.taps.clone(),
+            tap::attach,
+        ))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),
         None => api,
     };
     api.fallback_service(web)
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(MapRequestLayer::new(body_deadline(body_timeout)))
+        .layer(host_check)
         .layer(
             // One line per request at info level: with `--log-format json`, the
-            // structured request log.
+            // structured request log. The 5xx pushlab answers are refusals (no room,
+            // store unavailable), counted in /metrics: an ERROR line for each would
+            // let clients grow the log at will.
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
 }
 

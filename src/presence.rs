@@ -20,9 +20,13 @@ use crate::room::{RoomName, is_name};
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.
 pub const POLLER_GRACE: Duration = Duration::from_secs(35);
 
-/// The most clients listed at once, over all rooms, so that made-up `client` ids and
-/// room names cannot grow the list without bound.
+/// The most clients remembered at once, over all rooms, so that made-up `client` ids
+/// and room names cannot grow the list without bound.
 pub const MAX_SEATS: usize = 10_000;
+
+/// The most clients one `GET /api/presence` answer lists (the first, by name): at most
+/// about 60 KB, however many made-up ids are online.
+pub const MAX_LISTED: usize = 200;
 
 /// The optional `client` and `name` query parameters every transport accepts.
 #[derive(Debug, Default, Deserialize)]
@@ -132,21 +136,31 @@ impl Presence {
         }
     }
 
-    /// Everyone online in `room` now, sorted by name then client.
-    pub fn online(&self, room: &RoomName) -> Vec<Online> {
+    /// How many are online in `room` now, and the first [`MAX_LISTED`] of them,
+    /// sorted by name then client.
+    pub fn online(&self, room: &RoomName) -> (usize, Vec<Online>) {
         let mut seen = self.lock();
         forget_gone(&mut seen);
-        let mut online: Vec<Online> = seen
-            .iter()
-            .filter(|(seat, _)| seat.room == *room)
+        let mut online: Vec<(&Seat, &Seen)> =
+            seen.iter().filter(|(seat, _)| seat.room == *room).collect();
+        let total = online.len();
+        let by_name = |(a, s): &(&Seat, &Seen), (b, t): &(&Seat, &Seen)| {
+            (&s.name, &a.client, a.transport as u8).cmp(&(&t.name, &b.client, b.transport as u8))
+        };
+        if online.len() > MAX_LISTED {
+            online.select_nth_unstable_by(MAX_LISTED, by_name);
+            online.truncate(MAX_LISTED);
+        }
+        online.sort_unstable_by(by_name);
+        let listed = online
+            .into_iter()
             .map(|(seat, s)| Online {
                 client: seat.client.clone(),
                 name: s.name.clone(),
                 transport: seat.transport,
             })
             .collect();
-        online.sort_by(|a, b| (&a.name, &a.client).cmp(&(&b.name, &b.client)));
-        online
+        (total, listed)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Seat, Seen>> {

@@ -1,27 +1,27 @@
-//! What every handler shares: [`AppState`], and what a request brings with it (the
-//! client's address, the body limit).
+//! What every handler shares: [`AppState`], and the client's address that the accept
+//! loop attaches to every request.
 //!
 //! This module sits below every handler and imports none of them: the transports, the
 //! API and the server loop all look down at it, so there is no import circle between
 //! the crate root, the router and the handlers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::host::HostPolicy;
 use crate::hub::{Hub, StoreError};
 use crate::limits::{ConnectionCaps, PublishRate, Stalls};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
 use crate::quic::certificate::DevCertificate;
+use crate::server::IdleConnections;
 use crate::stats::Stats;
-
-/// Largest request body accepted, and largest WebSocket message (a message is at most
-/// 2000 characters, so this leaves room for any encoding of it).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+use crate::tap::Taps;
 
 /// The address of the client that sent a request (set by the accept loop in
 /// [`crate::server`]).
@@ -45,6 +45,9 @@ pub struct AppState {
     pub publish_rate: PublishRate,
     pub caps: ConnectionCaps,
     pub origins: OriginPolicy,
+    pub hosts: Arc<HostPolicy>,
+    /// Open connections waiting for a request.
+    pub idle: Arc<IdleConnections>,
     /// Cancelled when the server begins shutting down: held long polls answer, SSE
     /// streams end and WebSockets close with 1001.
     pub shutdown: CancellationToken,
@@ -53,6 +56,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Connections cut because their client stopped reading.
     pub stalls: Stalls,
+    /// The wire taps clients have open (see [`crate::tap`]).
+    pub taps: Arc<Taps>,
     /// With `--webtransport`: the certificate the QUIC listener serves.
     pub webtransport: Option<DevCertificate>,
 }
@@ -77,9 +82,12 @@ impl AppState {
             publish_rate: PublishRate::new(&config),
             caps: ConnectionCaps::new(&config),
             origins: OriginPolicy::new(&config.allow_origins),
+            hosts: Arc::new(HostPolicy::new(&config)),
+            idle: Arc::new(IdleConnections::new(&config)),
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
+            taps: Arc::new(Taps::new(config.wire_tap, config.addr.ip().is_loopback())),
             webtransport,
             config,
         })

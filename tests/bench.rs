@@ -36,14 +36,7 @@ fn bench_against(addr: SocketAddr, stop: CancellationToken) -> Bench {
 }
 
 fn spec(transport: Transport) -> Spec {
-    Spec {
-        transport,
-        subscribers: 5,
-        messages: 4,
-        rate: 40.0,
-        publishers: 1,
-        idle: Duration::ZERO,
-    }
+    Spec::publishing(transport, 5, 4, 40.0, 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,6 +62,26 @@ async fn every_transport_delivers_every_message_once_on_one_connection_per_clien
         }
         assert!(row.window.bytes > 0);
         assert!(row.server.is_none(), "no pid given: no /proc figures");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_other_rooms_listening_every_message_reaches_its_room_only() {
+    let bench = bench_against(start_server().await, CancellationToken::new());
+    for transport in Transport::ALL {
+        let spec = Spec {
+            other_rooms: 4,
+            per_other_room: 2,
+            ..spec(transport)
+        };
+        let row = bench.row(&spec).await.unwrap();
+        assert!(row.is_clean(), "{transport:?}: {row:?}");
+        assert_eq!((row.subscribers, row.bystanders, row.connected), (5, 8, 13));
+        assert_eq!(
+            (row.expected, row.delivered, row.strays),
+            (20, 20, 0),
+            "{transport:?}"
+        );
     }
 }
 

@@ -271,23 +271,20 @@ async fn the_room_list_presence_and_counters_follow_the_rooms() {
     let (_, in_maths) = server.get_json(&in_room("maths", "presence")).await;
     assert_eq!(
         in_maths,
-        json!({ "clients": [{ "client": "tab1", "name": "alice", "transport": "sse" }] })
+        json!({
+            "clients": [{ "client": "tab1", "name": "alice", "transport": "sse" }],
+            "total": 1,
+        })
     );
     let (_, in_lobby) = server.get_json("/api/presence").await;
     assert_eq!(
         in_lobby,
-        json!({ "clients": [] }),
+        json!({ "clients": [], "total": 0 }),
         "alice is in maths, not the lobby"
     );
 
     assert_eq!(server.stats().await["hub"]["rooms"], 2);
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("\npushlab_rooms 2\n"), "{metrics}");
     assert!(!metrics.contains("maths"), "no metric is labelled by room");
 

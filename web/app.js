@@ -7,6 +7,7 @@
 
 import { Connections } from './connections.js';
 import { KINDS, transportOf } from './transports/index.js';
+import { roomPath } from './transports/transport.js';
 import { PaneView, formatBytes } from './pane.js';
 import { apply, initialLanguage, language, onLanguageChange, setLanguage, t, translate } from './i18n.js';
 
@@ -44,9 +45,6 @@ let author = stored('pushlab.author', () => `guest-${Math.floor(100 + Math.rando
 const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const asked = new URLSearchParams(location.search).get('room');
 let room = asked && ROOM_NAME.test(asked) ? asked : 'lobby';
-
-/** The messages endpoint of the current room, for posting. */
-const roomPath = (endpoint) => `/api/rooms/${encodeURIComponent(room)}/${endpoint}`;
 
 // ---- language -------------------------------------------------------------
 
@@ -174,7 +172,7 @@ $('#composer').addEventListener('submit', async (event) => {
     return;
   }
   try {
-    const response = await fetch(roomPath('messages'), {
+    const response = await fetch(`${roomPath(room, 'messages')}${connections.postQuery()}`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ author: name, text }),

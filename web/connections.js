@@ -21,12 +21,20 @@
 // last tab leaves it. Each tab keeps the small model (state, counters, cursor,
 // recent messages per transport) of its own room, so any of them can take
 // over. Without Web Locks or BroadcastChannel, every tab is its own leader.
+//
+// The leader also opens a wire tap (wire-tap.js) for each room's set before it
+// connects it, and puts what the server saw on those connections into the
+// wire log of that room's panes.
 
 import { KINDS, transportOf } from './transports/index.js';
+import { WireTap, entryFromRow } from './wire-tap.js';
 
 const KEEP_MESSAGES = 200;
 const KEEP_WIRE = 100;
 const LOCK = 'pushlab-connections';
+// Which pane shows the rows of which request. A POST is shown with SSE, whose
+// other half it is (SSE only goes one way; the page sends with POST).
+const paneOf = (route) => (route === 'publish' ? 'sse' : transportOf(route)?.kind);
 
 function emptyPane() {
   return {
@@ -54,7 +62,7 @@ export class Connections {
     this.interval = interval;
     this.stats = null;
     this.rooms = new Map([[room, emptyRoom()]]); // room → model: this tab's room, and (leader) every watched room
-    this.sets = null; // leader only: room → { transports, watchers: Set of tab ids }
+    this.sets = null; // leader only: room → { transports, tap, watchers: Set of tab ids }
     this.listeners = new Map();
     this.channel = 'BroadcastChannel' in self ? new BroadcastChannel('pushlab') : null;
     this.statsTimer = null;
@@ -133,7 +141,18 @@ export class Connections {
     }
     if (!this.sets.has(room)) {
       if (!this.rooms.has(room)) this.rooms.set(room, model ?? emptyRoom());
-      this.sets.set(room, { transports: this.open(room), watchers: new Set() });
+      const set = { tap: new WireTap(), watchers: new Set() };
+      set.transports = this.open(room, set.tap);
+      this.sets.set(room, set);
+      // Open the tap first, so that the very first requests are recorded too.
+      set.tap.open().then((live) => {
+        if (this.sets.get(room) !== set) return; // nobody watches it any more
+        if (live) {
+          for (const transport of Object.values(set.transports)) transport.tap = set.tap.id;
+          set.tap.follow((row) => this.tapRow(room, row));
+        }
+        for (const kind of KINDS) if (this.rooms.get(room).panes[kind].wanted) set.transports[kind].connect();
+      });
     }
     this.sets.get(room).watchers.add(tab);
   }
@@ -146,7 +165,7 @@ export class Connections {
   }
 
   /** The four transports of a room, from the cursors and counters its model has. */
-  open(room) {
+  open(room, tap) {
     const transports = {};
     for (const kind of KINDS) {
       const pane = this.rooms.get(room).panes[kind];
@@ -157,20 +176,39 @@ export class Connections {
       transport.onMessage((message) => this.publish({ type: 'message', room, kind, message }));
       transport.onStatus((state, detail) => this.publish({ type: 'status', room, kind, state, detail }));
       transport.onReset((info) => this.publish({ type: 'reset', room, kind, info }));
-      transport.onWire((entry) => this.publish({ type: 'wire', room, kind, entry }));
+      transport.onWire((entry) => {
+        // With the tap on, the server's rows show requests and responses as they
+        // really were; the page's own summaries stay only for what the server
+        // cannot see (aborts, failures, retries).
+        if (tap.live && entry.type !== 'event') return;
+        this.publish({ type: 'wire', room, kind, entry });
+      });
       transport.onError((error) => this.publish({ type: 'ws-error', room, kind, error }));
       transport.onCounters(() => this.publish({ type: 'counters', room, kind }));
       transports[kind] = transport;
     }
-    for (const kind of KINDS) if (this.rooms.get(room).panes[kind].wanted) transports[kind].connect();
     return transports;
+  }
+
+  /** A row of a room's wire tap, into the wire log of the pane it belongs to. */
+  tapRow(room, row) {
+    const entry = entryFromRow(row);
+    const kinds = row.route === 'all' ? KINDS : [paneOf(row.route)].filter(Boolean);
+    for (const kind of kinds) this.publish({ type: 'wire', room, kind, entry });
+  }
+
+  /** The query for this tab's own POSTs: recorded in its room's tap when this tab leads. */
+  postQuery() {
+    const tap = this.role === 'leader' ? this.sets.get(this.room)?.tap : null;
+    return tap?.live ? `?tap=${tap.id}` : '';
   }
 
   /** Nobody watches `room` any more: close its transports and forget it. */
   close(room) {
-    const { transports } = this.sets.get(room);
+    const { transports, tap } = this.sets.get(room);
     this.sets.delete(room);
     for (const transport of Object.values(transports)) transport.disconnect();
+    tap.stop();
     if (room !== this.room) this.rooms.delete(room);
   }
 

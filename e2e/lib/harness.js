@@ -119,11 +119,18 @@ export function launchBrowser({ quic = false } = {}) {
  * Returns { server, browser, page }; pass it to closeApp() when done.
  */
 export async function openApp({ args = [], contextOptions = {}, quic = false } = {}) {
-  const server = await startServer(args);
-  const browser = await launchBrowser({ quic });
+  const { server, browser } = await startApp(args, { quic });
   const context = await browser.newContext({ locale: 'en-US', ...contextOptions });
   const page = await openPage(context, server.base);
   return { server, browser, page };
+}
+
+/**
+ * A server started with `args` and Chromium (QUIC on if `quic`), for tests that open
+ * their own contexts.
+ */
+export async function startApp(args = [], { quic = false } = {}) {
+  return { server: await startServer(args), browser: await launchBrowser({ quic }) };
 }
 
 /** Closes what openApp() (or a test's own set-up) opened; safe on partial set-ups. */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  KINDS, closeApp, idsIn, launchBrowser, meter, openPage, startServer, unique, waitAllConnected, waitTextEverywhere,
+  KINDS, closeApp, idsIn, meter, openPage, startApp, unique, waitAllConnected, waitTextEverywhere,
 } from '../lib/harness.js';
 
 /** POST a message to a room from outside the browser, as curl would. */
@@ -30,8 +30,7 @@ describe('rooms on the page', () => {
   let browser;
 
   before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
+    ({ server, browser } = await startApp());
   });
 
   after(() => closeApp({ server, browser }));

@@ -5,7 +5,7 @@
 //! The bench starts a fresh pushlab per measurement (see [`server`]), connects N
 //! subscribers of one transport with clients written as a browser would use each
 //! technique ([`client`]), publishes numbered messages on a schedule, and counts at
-//! the socket what every delivery cost ([`wire`], [`tally`], [`measure`]). The four
+//! the socket what every delivery cost ([`wire`], [`tally`], [`measure`]). The five
 //! [`workload`]s are series of such measurements; [`report`] and [`charts`] present
 //! them. Everything is bounded — clients by the open-files limit ([`open_files`]), every
 //! wait by a deadline — and Ctrl-C ends the run with the results so far.
@@ -37,7 +37,7 @@ use self::workload::{CapacitySearch, ThroughputSearch};
 use crate::protocol::Transport;
 
 /// `pushlab bench [options]`. The defaults are a full run sized for a 2-core machine
-/// (about 12 minutes with a release build); `--smoke` is a few seconds.
+/// (about 15 minutes with a release build); `--smoke` is a few seconds.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Measure a pushlab already running on this machine, e.g. http://127.0.0.1:8080,
@@ -65,7 +65,7 @@ pub struct BenchArgs {
         long,
         value_delimiter = ',',
         value_enum,
-        default_value = "fanout,idle,capacity,throughput"
+        default_value = "fanout,idle,capacity,throughput,rooms"
     )]
     pub workloads: Vec<Workload>,
 
@@ -89,9 +89,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     pub idle_clients: usize,
 
-    /// Idle cost: seconds watched with nothing published. At least 30 shows a long
-    /// poll's timeout-and-ask-again; 15 an SSE keep-alive.
-    #[arg(long, default_value_t = 30)]
+    /// Idle cost: seconds watched with nothing published. The default, 150, is the
+    /// shortest window that is a multiple of every idle period (a long poll's 30 s hold,
+    /// the 15 s SSE keep-alive, the 25 s WebSocket ping), so each is counted as often as
+    /// it really happens; a 30 s window sees 1.2 pings' worth as 1.
+    #[arg(long, default_value_t = 150)]
     pub idle_secs: u64,
 
     /// Capacity: the p99 delivery latency a size must stay within, in milliseconds
@@ -114,6 +116,25 @@ pub struct BenchArgs {
     /// Throughput: seconds each rate is held.
     #[arg(long, default_value_t = 3.0)]
     pub throughput_secs: f64,
+
+    /// Many rooms: subscribers in the room every message goes to.
+    #[arg(long, default_value_t = 100)]
+    pub rooms_clients: usize,
+
+    /// Many rooms: how many other rooms listen meanwhile, one row for each count.
+    #[arg(long, value_delimiter = ',', default_value = "0,100,1000")]
+    pub rooms_other: Vec<usize>,
+
+    /// Many rooms: subscribers in each of the other rooms.
+    #[arg(long, default_value_t = 5)]
+    pub rooms_per_other: usize,
+
+    /// Many rooms: messages published per row, and per second (enough messages for the
+    /// server's CPU per message to be read above its 10 ms clock).
+    #[arg(long, default_value_t = 300)]
+    pub rooms_messages: usize,
+    #[arg(long, default_value_t = 50.0)]
+    pub rooms_rate: f64,
 
     /// Connections being opened at once, at most.
     #[arg(long, default_value_t = 200)]
@@ -141,12 +162,19 @@ pub enum Workload {
     Idle,
     Capacity,
     Throughput,
+    /// One room's publishes while other rooms listen (`--rooms-*`).
+    Rooms,
 }
 
 impl BenchArgs {
     /// The tiny sizes of `--smoke`.
     fn smoke(mut self) -> Self {
-        self.workloads = vec![Workload::Fanout, Workload::Idle, Workload::Throughput];
+        self.workloads = vec![
+            Workload::Fanout,
+            Workload::Idle,
+            Workload::Throughput,
+            Workload::Rooms,
+        ];
         self.fanout_clients = vec![10];
         self.messages = 5;
         self.rate = 20.0;
@@ -156,6 +184,11 @@ impl BenchArgs {
         self.throughput_clients = 10;
         self.throughput_rates = vec![200.0];
         self.throughput_secs = 1.0;
+        self.rooms_clients = 5;
+        self.rooms_other = vec![0, 20];
+        self.rooms_per_other = 2;
+        self.rooms_messages = 5;
+        self.rooms_rate = 20.0;
         self
     }
 }
@@ -189,6 +222,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         idle: Vec::new(),
         capacity: Vec::new(),
         throughput: Vec::new(),
+        rooms: Vec::new(),
         notes: Vec::new(),
         interrupted: false,
     };
@@ -216,7 +250,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         write_out(&results, dir)?;
     }
     let clean = if args.smoke {
-        let rows = results.fanout.iter().chain(&results.idle);
+        let rows = results
+            .fanout
+            .iter()
+            .chain(&results.idle)
+            .chain(&results.rooms);
         let steps = results.throughput.iter().flat_map(|t| &t.steps);
         rows.chain(steps).all(|r| r.is_clean()) && !results.fanout.is_empty()
     } else {
@@ -273,6 +311,16 @@ async fn run_workloads(
                     results.capacity.push(found.await?);
                 }
             }
+            Workload::Rooms => {
+                let plan = workload::ManyRooms {
+                    subscribers: args.rooms_clients,
+                    other_rooms: args.rooms_other.clone(),
+                    per_other_room: args.rooms_per_other,
+                    messages: args.rooms_messages,
+                    rate: args.rooms_rate,
+                };
+                workload::many_rooms(bench, &args.transports, &plan, &mut results.rooms).await?;
+            }
             Workload::Throughput => {
                 let search = ThroughputSearch {
                     subscribers: args.throughput_clients,
@@ -297,7 +345,11 @@ async fn run_workloads(
 
 /// Says once per distinct cap that the open-files limit cut a row short.
 fn note_caps(results: &mut Results) {
-    let rows = results.fanout.iter().chain(&results.idle);
+    let rows = results
+        .fanout
+        .iter()
+        .chain(&results.idle)
+        .chain(&results.rooms);
     let probes = results.capacity.iter().flat_map(|c| &c.probes);
     let steps = results.throughput.iter().flat_map(|t| &t.steps);
     for row in rows.chain(probes).chain(steps) {

@@ -25,6 +25,8 @@ pub struct Results {
     pub idle: Vec<Row>,
     pub capacity: Vec<Capacity>,
     pub throughput: Vec<Throughput>,
+    /// The many-rooms rows: one room's publishes with other rooms listening.
+    pub rooms: Vec<Row>,
     /// Limits met on the way, such as the open-files cap.
     pub notes: Vec<String>,
     /// Ctrl-C ended the run early: the results are partial.
@@ -95,6 +97,7 @@ impl Results {
         section(&mut out, "Idle cost", &self.idle, idle_table);
         section(&mut out, "Capacity", &self.capacity, capacity_table);
         section(&mut out, "Throughput", &self.throughput, throughput_table);
+        section(&mut out, "Many rooms", &self.rooms, rooms_table);
         section(&mut out, "Notes", &self.notes, notes_list);
         out
     }
@@ -121,6 +124,54 @@ fn table(out: &mut String, header: &[&str], rows: impl Iterator<Item = Vec<Strin
     for cells in rows {
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
+}
+
+/// One room's publishes while other rooms listen: the cost per message should not
+/// follow the other rooms, and `strays` must be 0.
+fn rooms_table(out: &mut String, rows: &[Row]) {
+    let header = [
+        "transport",
+        "N in the room",
+        "other rooms",
+        "their subscribers",
+        "delivered / expected",
+        "strays",
+        "p50 ms",
+        "p99 ms",
+        "server CPU ms / msg",
+        "server CPU ms / 1000 deliveries",
+    ];
+    table(
+        out,
+        &header,
+        rows.iter().map(|r| {
+            let l = r.latency.as_ref();
+            let cpu = r.server.as_ref().map(|s| s.cpu_window_ms);
+            let per_message = cpu
+                .filter(|_| r.messages > 0)
+                .map(|ms| ms / r.messages as f64);
+            vec![
+                r.transport.title().to_owned(),
+                r.subscribers.to_string(),
+                r.other_rooms.to_string(),
+                r.bystanders.to_string(),
+                format!(
+                    "{} / {}{}",
+                    r.delivered,
+                    r.expected,
+                    if r.is_clean() { "" } else { " **FAIL**" }
+                ),
+                r.strays.to_string(),
+                opt(l.map(|l| l.p50), 1),
+                opt(l.map(|l| l.p99), 1),
+                opt(per_message, 2),
+                opt(
+                    r.server.as_ref().and_then(|s| s.cpu_ms_per_1000_deliveries),
+                    1,
+                ),
+            ]
+        }),
+    );
 }
 
 fn fanout_table(out: &mut String, rows: &[Row]) {

@@ -190,14 +190,30 @@ impl RedisStore {
     }
 }
 
-/// Makes the log of the one chat from before rooms the lobby's, once.
+/// Makes the log of the one chat from before rooms the lobby's, once: in one script,
+/// so that instances starting together do not race for it. (It touches keys of two
+/// hash tags, which only a single Redis allows; a log from before rooms never lived
+/// on a Cluster.)
+static ADOPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        for i = 1, #KEYS - 1, 2 do
+            if redis.call('EXISTS', KEYS[i]) == 1 then
+                redis.call('RENAMENX', KEYS[i], KEYS[i + 1])
+                redis.call('SADD', KEYS[#KEYS], ARGV[1])
+            end
+        end
+        return 0
+        ",
+    )
+});
+
 async fn adopt_the_chat_before_rooms(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let mut script = ADOPT.prepare_invoke();
     for (before, lobby) in BEFORE_ROOMS {
-        if conn.exists(before).await? {
-            let _: bool = conn.rename_nx(before, lobby).await?;
-            let _: usize = conn.sadd(ROOMS_KEY, LOBBY).await?;
-        }
+        script.key(before).key(lobby);
     }
+    let _: i64 = script.key(ROOMS_KEY).arg(LOBBY).invoke_async(conn).await?;
     Ok(())
 }
 

@@ -22,6 +22,17 @@ pub use transport::Transport;
 
 use crate::message::NewMessage;
 
+/// Where a room's `endpoint` is (`messages`, `events`, a [`Transport::endpoint`] …):
+/// `/api/rooms/{room}/<endpoint>`, or for the lobby the path from before rooms,
+/// `/api/<endpoint>`. Both name the lobby; clients use the shorter one.
+pub fn path(room: &str, endpoint: &str) -> String {
+    if room == crate::room::LOBBY {
+        format!("/api/{endpoint}")
+    } else {
+        format!("/api/rooms/{room}/{endpoint}")
+    }
+}
+
 /// The longest a long poll is held, and the default.
 pub const MAX_HOLD: Duration = Duration::from_secs(30);
 
@@ -73,9 +84,6 @@ pub const WT_CLOSE_SHUTDOWN: u32 = 1001;
 /// The WebTransport close code for a client too slow to read (WebSocket's "try again
 /// later"): it may reconnect from its cursor.
 pub const WT_CLOSE_TOO_SLOW: u32 = 1013;
-/// The last segment of a WebTransport session's path: `/api/webtransport`, or
-/// `/api/rooms/{room}/webtransport`.
-pub const WT_ENDPOINT: &str = "webtransport";
 
 impl<M: Serialize> ServerFrame<M> {
     /// The frame's text.
@@ -86,7 +94,11 @@ impl<M: Serialize> ServerFrame<M> {
 
 /// A WebSocket text frame from a client.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    expecting = r#"an object with a "type""#
+)]
 pub enum ClientFrame {
     /// `{"type":"send","author":"…","text":"…"}`: publish a message.
     Send(NewMessage),

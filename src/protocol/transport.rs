@@ -47,6 +47,18 @@ impl Transport {
         }
     }
 
+    /// Where it is served, under a room's prefix: `/api/rooms/{room}/<endpoint>`, or
+    /// `/api/<endpoint>` for the lobby (see [`path`](super::path)).
+    pub const fn endpoint(self) -> &'static str {
+        match self {
+            Self::ShortPoll => "messages",
+            Self::LongPoll => "messages/long-poll",
+            Self::Sse => "events",
+            Self::Websocket => "ws",
+            Self::Webtransport => "webtransport",
+        }
+    }
+
     /// The name in tables and charts.
     pub const fn title(self) -> &'static str {
         match self {

@@ -14,11 +14,13 @@
 //! publishes it. A message sent over the socket comes back to its sender like to
 //! everyone else, by the hub, with its id.
 //!
-//! A connection can end four ways besides the client closing it, each with its close
-//! code: the server shuts down (1001), the client stops reading so a frame cannot be
-//! written within `--slow-client-timeout` (1013, "try again later": it may reconnect
-//! from its cursor), the client sends a message over the size limit (1009), or it stops
-//! answering pings (dropped: nobody is there to read a close frame).
+//! A connection can end in several ways besides the client closing it (answered with
+//! a close frame of its own), each with its close code: the server shuts down (1001),
+//! the client stops reading so a frame cannot be written within
+//! `--slow-client-timeout` (1013, "try again later": it may reconnect from its cursor),
+//! the client sends a message over the size limit (1009), a text frame that is not
+//! UTF-8 (1007) or a broken frame (1002), or it stops answering pings (dropped: nobody
+//! is there to read a close frame).
 //!
 //! Cost: one open connection per client, and a small binary frame header (2–14 bytes)
 //! per message instead of HTTP headers. Gain: the lowest latency and overhead, and the
@@ -31,7 +33,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -43,9 +45,10 @@ use super::Attendance;
 use super::arrival::Arrival;
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Room};
+use crate::message::MAX_BODY_BYTES;
 use crate::message::Via;
 use crate::protocol::{ServerFrame, Transport};
-use crate::state::{AppState, MAX_BODY_BYTES};
+use crate::state::AppState;
 use crate::stats::Counters;
 
 /// Each socket's read buffer (see `upgrade`).
@@ -67,6 +70,14 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws?;
+    if !headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .is_some_and(|key| is_handshake_key(key.as_bytes()))
+    {
+        return Err(ApiError::BadRequest(
+            "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455)".into(),
+        ));
+    }
     arrival.app.origins.check(&headers)?;
     let cursor = arrival.params.cursor()?;
     let attendance = arrival.attend(Transport::Websocket)?;
@@ -160,7 +171,9 @@ async fn read_frames(
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
             Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
-            Ok(Message::Close(_)) => break,
+            // Read on: the next read sends the library's answering close frame, and
+            // then ends the stream.
+            Ok(Message::Close(_)) => continue,
             Err(error) => {
                 let _ = to_writer.send(FromReader::Write(refusal(error))).await;
                 break;
@@ -198,7 +211,18 @@ fn encode(attendance: &Attendance, delivery: Delivery) -> Message {
     Message::text(frame)
 }
 
-/// The close frame for a read that failed: too big (1009), or broken framing (1002).
+/// Whether a `Sec-WebSocket-Key` is what RFC 6455 asks for: 16 bytes in base64, which
+/// is 22 characters, the last of them carrying 2 bits, then `==`.
+fn is_handshake_key(key: &[u8]) -> bool {
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24
+        && key[..21].iter().all(base64)
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+        && key.ends_with(b"==")
+}
+
+/// The close frame for a read that failed: too big (1009), a text frame that is not
+/// UTF-8 (1007), or broken framing (1002).
 fn refusal(error: axum::Error) -> Message {
     match error
         .into_inner()
@@ -209,6 +233,7 @@ fn refusal(error: axum::Error) -> Message {
             close_code::SIZE,
             "message too big: at most 16 KiB (a message text is at most 2000 characters)",
         ),
+        Ok(tungstenite::Error::Utf8(_)) => close(close_code::INVALID, "text frame is not UTF-8"),
         _ => close(close_code::PROTOCOL, "malformed WebSocket frame"),
     }
 }

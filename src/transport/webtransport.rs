@@ -56,10 +56,11 @@ use super::Attendance;
 use super::arrival::Arrival;
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Room};
+use crate::message::MAX_BODY_BYTES;
 use crate::message::Via;
-use crate::protocol::{ServerFrame, Transport, WT_CLOSE_SHUTDOWN, WT_CLOSE_TOO_SLOW, WT_ENDPOINT};
+use crate::protocol::{ServerFrame, Transport, WT_CLOSE_SHUTDOWN, WT_CLOSE_TOO_SLOW};
 use crate::room::RoomName;
-use crate::state::{AppState, MAX_BODY_BYTES};
+use crate::state::AppState;
 use crate::stats::Counters;
 
 /// One session request, from `CONNECT` to close.
@@ -105,7 +106,9 @@ pub async fn session(request: SessionRequest, app: Arc<AppState>) {
 /// The room a session's path names, or `None` for a path that is not a session's.
 fn room_of(path_and_query: &str) -> Option<Result<RoomName, crate::room::BadRoomName>> {
     let path = path_and_query.split('?').next().unwrap_or_default();
-    let rest = path.strip_prefix("/api/")?.strip_suffix(WT_ENDPOINT)?;
+    let rest = path
+        .strip_prefix("/api/")?
+        .strip_suffix(Transport::Webtransport.endpoint())?;
     match rest
         .strip_prefix("rooms/")
         .and_then(|r| r.strip_suffix('/'))

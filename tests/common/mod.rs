@@ -103,6 +103,13 @@ impl Server {
         self.get_json("/api/stats").await.1
     }
 
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// Asks the server to shut down gracefully and waits until it has.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop.take().unwrap().send(());
@@ -189,7 +196,7 @@ impl SseClient {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
         tokio::spawn(connection);
         let request = hyper::Request::get(format!("/api/events{query}"))
-            .header("host", "pushlab")
+            .header("host", "localhost")
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .unwrap();
         let response = sender.send_request(request).await.unwrap();

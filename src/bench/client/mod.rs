@@ -33,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::tally::{Receipts, parse_probe};
 use super::wire::Wire;
-use crate::protocol::{PollAnswer, Transport};
+use crate::protocol::{PollAnswer, Transport, path};
+use crate::room::LOBBY;
 
 /// What one row of the bench shares between its publisher and its subscribers.
 pub struct Run {
@@ -41,11 +42,17 @@ pub struct Run {
     pub transport: Transport,
     /// The author of this run's messages: anything else on the chat is ignored.
     pub tag: String,
-    /// The cursor subscribers start from: the newest id before the run.
+    /// The cursor subscribers of the lobby start from: the newest id before the run.
     pub since: u64,
-    /// How many messages the publisher sends (sequence numbers `0..messages`).
+    /// How many messages the publisher sends (sequence numbers `0..messages`), all to
+    /// the lobby.
     pub messages: usize,
+    /// Subscribers in the lobby, where the messages go: clients `0..subscribers`.
     pub subscribers: usize,
+    /// Other rooms, each with `per_other_room` subscribers (the clients after the
+    /// lobby's, round-robin): they should receive nothing.
+    pub other_rooms: usize,
+    pub per_other_room: usize,
     /// Short polling only: the time between two polls of one client.
     pub poll_interval: Duration,
     /// Publish and receipt times are measured from here, on one monotonic clock.
@@ -120,6 +127,25 @@ pub struct Outcome {
 }
 
 impl Run {
+    /// Every client of the run: the lobby's subscribers, then the other rooms'.
+    pub fn clients(&self) -> usize {
+        self.subscribers + self.other_rooms * self.per_other_room
+    }
+
+    /// The room client `index` watches, and the cursor it starts from.
+    pub fn room_of(&self, index: usize) -> (String, u64) {
+        match index.checked_sub(self.subscribers) {
+            None => (LOBBY.to_owned(), self.since),
+            Some(other) => (format!("other-{}", other % self.other_rooms.max(1)), 0),
+        }
+    }
+
+    /// The path of client `index`'s endpoint on its transport, with its first cursor.
+    pub fn path_of(&self, index: usize) -> (String, u64) {
+        let (room, since) = self.room_of(index);
+        (path(&room, self.transport.endpoint()), since)
+    }
+
     /// Records a received chat message if it is one of this run's.
     pub fn receive(&self, receipts: &mut Receipts, message: &Seen) {
         if message.author != self.tag {
@@ -152,7 +178,11 @@ impl Run {
 
 /// Runs subscriber `index` of `run` on its transport until the run stops.
 pub async fn subscribe(run: Arc<Run>, index: usize) -> Outcome {
-    let mut receipts = Receipts::new(run.messages);
+    let mut receipts = if index < run.subscribers {
+        Receipts::new(run.messages)
+    } else {
+        Receipts::bystander()
+    };
     let result = match run.transport {
         Transport::ShortPoll => short_poll::subscribe(&run, index, &mut receipts).await,
         Transport::LongPoll => long_poll::subscribe(&run, index, &mut receipts).await,

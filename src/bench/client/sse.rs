@@ -18,8 +18,9 @@ use crate::protocol::{SSE_MESSAGE, SSE_RESET};
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
         let mut http = HttpConnection::open(run.server, index, &run.wire).await?;
-        let path = format!("/api/events?since={}", run.since);
-        let response = http.send(Method::GET, &path, None).await?;
+        let (path, since) = run.path_of(index);
+        let url = format!("{path}?since={since}");
+        let response = http.send(Method::GET, &url, None).await?;
         // Counted before the subscriber counts as connected (see `Run::requests`).
         run.count_request();
         if response.status() != StatusCode::OK {

@@ -14,7 +14,8 @@ use crate::protocol::ServerFrame;
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
         let stream = wire::connect(run.server, index, &run.wire).await?;
-        let url = format!("ws://{}/api/ws?since={}", run.server, run.since);
+        let (path, since) = run.path_of(index);
+        let url = format!("ws://{}{path}?since={since}", run.server);
         // Chat frames are small; tungstenite's default 128 KiB read buffer per
         // connection would only make the bench itself heavier.
         let config = WebSocketConfig::default().read_buffer_size(4096);

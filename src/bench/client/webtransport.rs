@@ -1,7 +1,7 @@
 //! A WebTransport subscriber, as the page is one: it asks for the certificate's hash
 //! (`GET /api/webtransport/certificate-hash`, on a connection of its own that the
 //! wire does not count: a browser has the page's), opens a session at
-//! `https://HOST:PORT/api/webtransport?since=…` trusting only that hash, and reads one
+//! `https://HOST:PORT/api/webtransport?since=…` (or a room's) trusting only that hash, and reads one
 //! JSON line per message from the stream the server opens.
 //!
 //! The bytes counted are the QUIC connection's UDP payloads both ways (quinn's own
@@ -25,10 +25,8 @@ use crate::protocol::ServerFrame;
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
-        let url = format!(
-            "https://{}/api/webtransport?since={}",
-            run.server, run.since
-        );
+        let (path, since) = run.path_of(index);
+        let url = format!("https://{}{path}?since={since}", run.server);
         let connection = connect(run.server, index, &url).await?;
         let down = connection.accept_uni().await?;
         run.wire.connections.fetch_add(1, Relaxed);
