@@ -173,6 +173,30 @@ async fn a_page_of_another_site_is_refused() {
 }
 
 #[tokio::test]
+async fn a_rebound_host_name_gets_no_session() {
+    // A page at evil.example:PORT whose name now points at 127.0.0.1: its Origin
+    // matches its :authority, so only the host check can tell.
+    let server = server().await;
+    let port = server.addr.port();
+    let evil = format!("evil.example:{port}");
+    let page = format!("https://{evil}");
+    let rebound = WtClient::try_connect_at(&server, &evil, "/api/webtransport", Some(&page)).await;
+    assert!(matches!(rebound, Err(WtRefusal::SessionRejected)));
+    assert_eq!(server.stats().await["limits"]["refused_hosts"], 1);
+    // A loopback name is served, and so is a name the operator allowed.
+    let local = format!("localhost:{port}");
+    assert!(
+        WtClient::try_connect_at(&server, &local, "/api/webtransport", None)
+            .await
+            .is_ok()
+    );
+    let allowed = Server::start_with(&["--webtransport", "--allow-host", "chat.example.org"]).await;
+    let named = format!("chat.example.org:{}", allowed.addr.port());
+    let session = WtClient::try_connect_at(&allowed, &named, "/api/webtransport", None).await;
+    assert!(session.is_ok());
+}
+
+#[tokio::test]
 async fn sessions_are_counted_held_against_the_caps_and_listed_as_online() {
     let server = Server::start_with(&["--webtransport", "--max-connections-per-ip", "1"]).await;
     let _first = WtClient::connect(&server, "/api/webtransport?client=tab-1&name=ann").await;

@@ -68,8 +68,12 @@ pub async fn session(request: SessionRequest, app: Arc<AppState>) {
     let Some(room) = room_of(request.path()) else {
         return request.not_found().await;
     };
-    // A page from another site must not get a session in the user's name.
-    if app.origins.check(&handshake_headers(&request)).is_err() {
+    // A rebound name (DNS rebinding, see `crate::host`), or a page from another site,
+    // must not get a session in the user's name. wtransport can refuse a session only
+    // with 403, 404 or 429, so both get 403 (over HTTP the wrong host gets 421).
+    if app.hosts.check_authority(request.authority()).is_err()
+        || app.origins.check(&handshake_headers(&request)).is_err()
+    {
         return request.forbidden().await;
     }
     let ip = request.remote_address().ip().to_canonical();

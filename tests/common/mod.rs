@@ -455,6 +455,17 @@ pub struct WtClient {
 /// Why a WebTransport session could not be opened.
 pub type WtRefusal = wtransport::error::ConnectingError;
 
+/// A DNS resolver that answers every name with one address.
+#[derive(Debug)]
+struct Rebound(std::net::SocketAddr);
+
+impl wtransport::config::DnsResolver for Rebound {
+    fn resolve(&self, _host: &str) -> std::pin::Pin<Box<dyn wtransport::config::DnsLookupFuture>> {
+        let addr = self.0;
+        Box::pin(async move { Ok(Some(addr)) })
+    }
+}
+
 impl WtClient {
     /// Opens a session at `path_and_query` (`/api/webtransport?since=0`).
     pub async fn connect(server: &Server, path_and_query: &str) -> Self {
@@ -469,6 +480,19 @@ impl WtClient {
         path_and_query: &str,
         origin: Option<&str>,
     ) -> Result<Self, WtRefusal> {
+        let authority = server.addr.to_string();
+        Self::try_connect_at(server, &authority, path_and_query, origin).await
+    }
+
+    /// Opens a session at `https://{authority}{path_and_query}` whatever host name
+    /// `authority` has: every name resolves to the server's address, as a name an
+    /// attacker points at 127.0.0.1 does (DNS rebinding).
+    pub async fn try_connect_at(
+        server: &Server,
+        authority: &str,
+        path_and_query: &str,
+        origin: Option<&str>,
+    ) -> Result<Self, WtRefusal> {
         let (status, answer) = server.get_json("/api/webtransport/certificate-hash").await;
         assert_eq!(status, 200, "{answer}");
         let hex = answer["hash"]["value"].as_str().unwrap();
@@ -480,9 +504,10 @@ impl WtClient {
         let config = wtransport::ClientConfig::builder()
             .with_bind_address("127.0.0.1:0".parse().unwrap())
             .with_server_certificate_hashes([hash])
+            .dns_resolver(Rebound(server.addr))
             .build();
         let endpoint = wtransport::Endpoint::client(config).unwrap();
-        let url = format!("https://{}{path_and_query}", server.addr);
+        let url = format!("https://{authority}{path_and_query}");
         let mut request = wtransport::endpoint::ConnectOptions::builder(url);
         if let Some(origin) = origin {
             request = request.add_header("origin", origin);
