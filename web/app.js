@@ -1,4 +1,4 @@
-// The demo page: four panes, one composer, the views around them.
+// The demo page: a pane per transport, one composer, the views around them.
 //
 // Reading order for the curious: web/transports/*.js (one technique each,
 // listed in transports/index.js),

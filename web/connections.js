@@ -16,7 +16,7 @@
 // itself. See docs/page.md.
 //
 // Rooms: each tab watches one room, and may switch. The leader opens one set
-// of the four transports per room that some tab watches (tabs in the same room
+// of the transports per room that some tab watches (tabs in the same room
 // share it), tags every event with its room, and closes a room's set when the
 // last tab leaves it. Each tab keeps the small model (state, counters, cursor,
 // recent messages per transport) of its own room, so any of them can take
@@ -164,7 +164,7 @@ export class Connections {
     }
   }
 
-  /** The four transports of a room, from the cursors and counters its model has. */
+  /** The transports of a room, from the cursors and counters its model has. */
   open(room, tap) {
     const transports = {};
     for (const kind of KINDS) {
@@ -179,8 +179,8 @@ export class Connections {
       transport.onWire((entry) => {
         // With the tap on, the server's rows show requests and responses as they
         // really were; the page's own summaries stay only for what the server
-        // cannot see (aborts, failures, retries).
-        if (tap.live && entry.type !== 'event') return;
+        // cannot see (aborts, failures, retries, and transports it cannot tap).
+        if (tap.live && Module.tapped && entry.type !== 'event') return;
         this.publish({ type: 'wire', room, kind, entry });
       });
       transport.onError((error) => this.publish({ type: 'ws-error', room, kind, error }));

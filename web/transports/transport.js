@@ -1,4 +1,4 @@
-// What the four client transports share.
+// What the client transports share.
 //
 // Every transport keeps a *cursor*: the id of the last message it delivered.
 // It always asks the server for "everything after the cursor", so a dropped
@@ -7,7 +7,8 @@
 // past us) it says so with a *reset*; we forget the cursor and take what the
 // server sends next, which starts at the oldest message it still holds.
 //
-// The interface, the same for short-poll.js, long-poll.js, sse.js, websocket.js:
+// The interface, the same for short-poll.js, long-poll.js, sse.js, websocket.js,
+// webtransport.js:
 //
 //   connect()        start receiving (does nothing if already started)
 //   disconnect()     stop and stay stopped
@@ -37,9 +38,12 @@ export class Transport {
   //   static kind      the server's name for it: short_poll, long_poll, sse, websocket
   //   static push      true when the server writes whenever it likes (no empty answers)
   //   static interval  true when it asks at an interval the user can set
+  //   static tapped    true when the server's wire tap (../wire-tap.js) sees its
+  //                    bytes, so the tap's rows replace the page's own summaries
   static kind = '';
   static push = false;
   static interval = false;
+  static tapped = true;
 
   /**
    * @param {object} options

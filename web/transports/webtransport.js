@@ -27,6 +27,10 @@ import { Transport, byteLength } from './transport.js';
 export class WebTransportTransport extends Transport {
   static kind = 'webtransport';
   static push = true;
+  // The wire tap sits on the server's TCP connections; QUIC's packets are
+  // encrypted and decrypted inside the QUIC stack, where it cannot look. So the
+  // wire log shows what this page sees.
+  static tapped = false;
 
   constructor(options = {}) {
     super(options);
