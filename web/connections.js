@@ -183,7 +183,7 @@ export class Connections {
         if (tap.live && Module.tapped && entry.type !== 'event') return;
         this.publish({ type: 'wire', room, kind, entry });
       });
-      transport.onError((error) => this.publish({ type: 'ws-error', room, kind, error }));
+      transport.onError((error) => this.publish({ type: 'send-error', room, kind, error }));
       transport.onCounters(() => this.publish({ type: 'counters', room, kind }));
       transports[kind] = transport;
     }
@@ -277,9 +277,9 @@ export class Connections {
           for (const each of Object.values(transports)) each.name = command.name;
         }
         break;
-      case 'ws-send':
+      case 'send':
         if (!transport?.send(command.author, command.text)) {
-          this.publish({ type: 'ws-error', room: command.room, kind: 'websocket', error: 'not-connected' });
+          this.publish({ type: 'send-error', room: command.room, kind: command.kind, error: 'not-connected' });
         }
         break;
     }
@@ -391,5 +391,6 @@ export class Connections {
   disconnect(kind) { this.command({ command: 'disconnect', kind }); }
   drop(kind, ms = 2000) { this.command({ command: 'drop', kind, ms }); }
   setPollInterval(ms) { this.command({ command: 'interval', ms }); }
-  sendOverWebSocket(author, text) { this.command({ command: 'ws-send', kind: 'websocket', author, text }); }
+  /** Send a message over a transport that can (websocket, webtransport). */
+  sendOver(kind, author, text) { this.command({ command: 'send', kind, author, text }); }
 }

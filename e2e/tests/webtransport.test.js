@@ -48,6 +48,27 @@ describe('WebTransport pane', () => {
     assert.deepEqual(page.errors, []);
   });
 
+  it('sends from the composer on a stream of the session, and every pane shows it', async () => {
+    const { page } = app;
+    const text = unique('over webtransport');
+    await page.check('input[name="via"][value="webtransport"]');
+    await page.fill('#composer-author', 'wendy');
+    await page.fill('#composer-text', text);
+    await page.click('button.send');
+    const item = pane(page, KIND).locator('.msg', { hasText: text });
+    await item.waitFor({ timeout: 10_000 });
+    assert.equal(await item.locator('.msg-via').textContent(), 'sent via webtransport');
+    const id = await item.getAttribute('data-id');
+    await pane(page, 'sse').locator(`.msg[data-id="${id}"]`).waitFor({ timeout: 10_000 });
+    const wire = pane(page, KIND).locator('.wire-table');
+    // The wire log is in the pane's tab, hidden in this view: wait for the row to exist.
+    await wire.locator('text=stream reply {"type":"message"}').first().waitFor({ state: 'attached', timeout: 10_000 });
+    assert.match(await wire.textContent(), /stream \{"type":"send"\}/);
+    assert.match(await page.textContent('#composer-status'), /WebTransport session/);
+    await page.check('input[name="via"][value="http"]');
+    assert.deepEqual(page.errors, []);
+  });
+
   it('resumes from its cursor after a drop, nothing lost and nothing twice', async () => {
     const { server, page } = app;
     await pane(page, KIND).locator('[data-action="drop"]').click();

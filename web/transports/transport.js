@@ -22,7 +22,8 @@
 //                    connection that only the page knows: an abort, a failure, a
 //                    retry (type 'event', dir 'page')
 //   onCounters(fn)   fn(counters): the counters changed without any of the above
-//   onError(fn)      fn(text): the server refused a frame we sent (WebSocket only)
+//   onError(fn)      fn(text): the server refused a message we sent (WebSocket,
+//                    WebTransport)
 //   counters         { requests, empty, bytes, messages, duplicates, lost }
 //   cursor           id of the last delivered message, or null before the first
 //   room             the room it reads (each room has its own ids and cursors)

@@ -9,7 +9,9 @@
 // (or {"type":"reset","last_id":N}\n first, if our cursor cannot be honoured).
 // The server's last line says why it ends the session:
 //   {"type":"close","code":1001,"reason":"server shutting down"}\n
-// Sending would be a bidirectional stream per message, answered on that stream.
+// Sending is a bidirectional stream per message, answered on that stream:
+//   → {"type":"send","author":"alice","text":"hi"}  then the end of the stream
+//   ← {"type":"message","message":{…}}  (or {"type":"error","error":"…"})
 //
 // QUIC always encrypts, so even on 127.0.0.1 the server needs a certificate. A
 // development server makes its own (ECDSA, valid at most 14 days) and we trust
@@ -23,6 +25,8 @@
 // Like WebSocket it does not resume by itself: this module does, from the cursor.
 
 import { Transport, byteLength } from './transport.js';
+
+const encoder = new TextEncoder();
 
 export class WebTransportTransport extends Transport {
   static kind = 'webtransport';
@@ -115,6 +119,34 @@ export class WebTransportTransport extends Transport {
     } else if (frame.type === 'close') {
       this.wire('in', size, `line {"type":"close"}  ${frame.code} ${frame.reason}`);
       this.retryLater(epoch, `${frame.code} ${frame.reason}`);
+    }
+  }
+
+  /**
+   * Send a chat message on a new stream of this session; false if it is not
+   * open. The message itself comes back on the session's long stream like
+   * everyone else's; the reply on its own stream says only what became of it.
+   */
+  send(author, text) {
+    if (!this.session || this.state !== 'connected') return false;
+    const frame = JSON.stringify({ type: 'send', author, text });
+    this.sendOnStream(this.session, frame).catch((error) => this.emit('error', String(error?.message ?? error)));
+    return true;
+  }
+
+  async sendOnStream(session, frame) {
+    const stream = await session.createBidirectionalStream();
+    const writer = stream.writable.getWriter();
+    await writer.write(encoder.encode(frame));
+    await writer.close(); // the end of the stream ends the frame
+    this.wire('out', byteLength(frame), 'stream {"type":"send"}');
+    const reply = await new Response(stream.readable).text();
+    const answer = JSON.parse(reply);
+    if (answer.type === 'error') {
+      this.wire('in', byteLength(reply), `stream reply {"type":"error"}  ${answer.error}`);
+      this.emit('error', answer.error);
+    } else {
+      this.wire('in', byteLength(reply), `stream reply {"type":"message"}  id: ${answer.message.id}`);
     }
   }
 
