@@ -73,6 +73,23 @@ pub async fn rooms(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
     axum::Json(json!({ "rooms": rooms }))
 }
 
+/// `GET /api/webtransport/certificate-hash`: what a page needs to open a WebTransport
+/// session to this server: the hash for `serverCertificateHashes`, and the address the
+/// QUIC socket listens on (`null` when it listens on every address: use the page's).
+/// 404 without `--webtransport`.
+pub async fn webtransport_certificate(
+    State(app): State<Arc<AppState>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let certificate = app.webtransport.as_ref().ok_or_else(|| {
+        ApiError::NotFound("WebTransport is off (start pushlab with --webtransport)".into())
+    })?;
+    let ip = app.config.addr.ip();
+    Ok(axum::Json(json!({
+        "hash": certificate.hash(),
+        "host": (!ip.is_unspecified()).then(|| ip.to_string()),
+    })))
+}
+
 /// `GET /healthz`: 200 while the server is serving.
 pub async fn healthz() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok" }))

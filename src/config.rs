@@ -135,6 +135,13 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub body_timeout: Duration,
 
+    /// Also serve WebTransport (HTTP/3 over QUIC) on UDP at the same address and port
+    /// number, with a self-signed certificate valid 14 days and renewed every 7 (its
+    /// hash at GET /api/webtransport/certificate-hash, for the page's
+    /// `serverCertificateHashes`). See docs/api.md.
+    #[arg(long, env = "PUSHLAB_WEBTRANSPORT")]
+    pub webtransport: bool,
+
     /// The wire tap (`GET /api/tap/{id}`): the page's wire log shows the real bytes of
     /// the page's own connections. `auto` turns it on when listening on a loopback
     /// address only, and off otherwise (see docs/reliability.md).

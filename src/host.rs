@@ -19,6 +19,9 @@
 //!
 //! Besides, an HTTP/1.1 request must carry exactly one `Host` (RFC 9112, 400 if not),
 //! and `CONNECT` gets 405: pushlab is not a proxy.
+//!
+//! A WebTransport session (HTTP/3 over QUIC, so not behind this layer) names its host
+//! in `:authority`; [`HostPolicy::check_authority`] applies the same rule to it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -93,6 +96,20 @@ impl HostPolicy {
             // HTTP/1.0 needs no Host, and no browser sends one without it.
             (None, None) => return Ok(()),
         };
+        self.admit(&authority)
+    }
+
+    /// Lets a WebTransport session through if its `:authority` names a host this server
+    /// answers to (HTTP/3 has no `Host` header; `:authority` is its place).
+    pub fn check_authority(&self, authority: &str) -> Result<(), ApiError> {
+        let parsed = Authority::try_from(authority).map_err(|_| {
+            self.refused.fetch_add(1, Relaxed);
+            ApiError::BadRequest("the :authority is not a host name".into())
+        })?;
+        self.admit(&parsed)
+    }
+
+    fn admit(&self, authority: &Authority) -> Result<(), ApiError> {
         let name = authority.host().to_ascii_lowercase();
         if !self.checked || is_loopback(&name) || self.allowed.contains(&name) {
             return Ok(());

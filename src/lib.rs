@@ -1,8 +1,9 @@
-//! pushlab serves a chat through the four ways a web server can push to a browser
-//! (short polling, long polling, Server-Sent Events and WebSocket) at once, all fed by
-//! one [`hub::Hub`], so that they can be watched side by side and measured. The chat
-//! has rooms ([`room`]): every path exists once per room, and the paths without one
-//! are the lobby's. How the modules fit together: `docs/architecture.md`.
+//! pushlab serves a chat through the five ways a web server can push to a browser
+//! (short polling, long polling, Server-Sent Events, WebSocket and, with
+//! `--webtransport`, WebTransport) at once, all fed by one [`hub::Hub`], so that they
+//! can be watched side by side and measured. The chat has rooms ([`room`]): every path
+//! exists once per room, and the paths without one are the lobby's. How the modules
+//! fit together: `docs/architecture.md`.
 //!
 //! Arrows point one way: [`transport`] → [`hub`] → store. The hub knows nothing of
 //! HTTP; the transports know nothing of storage.
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod protocol;
+pub mod quic;
 pub mod room;
 pub mod server;
 pub mod state;
@@ -54,20 +56,24 @@ pub use state::AppState;
 /// rooms), `/api/rooms/{room}` for any room.
 fn room_paths(mut router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
     for transport in Transport::ALL {
-        let path = format!("{prefix}/{}", transport.endpoint());
-        router = router.route(&path, handler(transport));
+        if let Some(handler) = handler(transport) {
+            let path = format!("{prefix}/{}", transport.endpoint());
+            router = router.route(&path, handler);
+        }
     }
     router.route(&format!("{prefix}/presence"), get(api::presence))
 }
 
-/// Each transport's handler (a room's messages also take a `POST`).
-fn handler(transport: Transport) -> MethodRouter<Arc<AppState>> {
-    match transport {
+/// Each transport's HTTP handler (a room's messages also take a `POST`). WebTransport
+/// has none: its sessions arrive over QUIC, at the same path ([`quic`]).
+fn handler(transport: Transport) -> Option<MethodRouter<Arc<AppState>>> {
+    Some(match transport {
         Transport::ShortPoll => get(short_poll::poll).post(api::publish),
         Transport::LongPoll => get(long_poll::long_poll),
         Transport::Sse => get(sse::events),
         Transport::Websocket => get(websocket::upgrade),
-    }
+        Transport::Webtransport => return None,
+    })
 }
 
 /// The whole HTTP API and the page.
@@ -84,6 +90,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let api = room_paths(api, "/api/rooms/{room}")
         .route("/api/rooms", get(api::rooms))
         .route("/api/stats", get(api::stats))
+        .route(
+            "/api/webtransport/certificate-hash",
+            get(api::webtransport_certificate),
+        )
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))
@@ -124,11 +134,29 @@ pub async fn serve(
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then shuts down gracefully
-/// (see [`server::run`]) and returns.
+/// (see [`server::run`]) and returns. With `--webtransport`, serves WebTransport
+/// sessions on UDP at the listener's address too ([`quic`]).
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    server::run(listener, app(state.clone()), state, shutdown).await
+    let quic = match state.webtransport {
+        Some(_) => {
+            let addr = listener.local_addr()?;
+            let quic = quic::QuicListener::bind(addr, &state).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot listen on UDP {addr}: {error}"),
+                )
+            })?;
+            Some(tokio::spawn(quic.run(state.clone())))
+        }
+        None => None,
+    };
+    let served = server::run(listener, app(state.clone()), state, shutdown).await;
+    if let Some(quic) = quic {
+        let _ = quic.await;
+    }
+    served
 }

@@ -60,6 +60,12 @@ async fn main() -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     println!("pushlab listening on http://{}", listener.local_addr()?);
+    if state.webtransport.is_some() {
+        println!(
+            "WebTransport on UDP {} (self-signed certificate; the page fetches its hash)",
+            listener.local_addr()?
+        );
+    }
     pushlab::run(listener, Arc::new(state), shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -21,8 +21,12 @@ use crate::error::ApiError;
 #[folder = "web/"]
 struct Assets;
 
+/// `connect-src` names the loopback addresses besides `'self'` for WebTransport: a page
+/// opened at `http://localhost:PORT` opens its session at `https://127.0.0.1:PORT`, the
+/// address the QUIC socket is bound to (see `web/transports/webtransport.js`).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+    style-src 'self'; img-src 'self' data:; \
+    connect-src 'self' https://127.0.0.1:* https://[::1]:*; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Serves the page: embedded, or from `web_dir` when given.

@@ -1,4 +1,4 @@
-// The demo page: four panes, one composer, the views around them.
+// The demo page: a pane per transport, one composer, the views around them.
 //
 // Reading order for the curious: web/transports/*.js (one technique each,
 // listed in transports/index.js),
@@ -109,9 +109,9 @@ connections.on('counters', (event) => forPane(event));
 connections.on('interval', (event) => {
   for (const pane of Object.values(panes)) pane.setInterval(event.ms);
 });
-connections.on('ws-error', (event) => {
+connections.on('send-error', (event) => {
   forPane(event);
-  showStatus(event.error === 'not-connected' ? 'composer.noSocket' : 'composer.error', { error: event.error }, true);
+  showStatus(event.error === 'not-connected' ? NOT_CONNECTED[event.kind] : 'composer.error', { error: event.error }, true);
 });
 connections.on('server', (event) => {
   renderOnline(event.presence);
@@ -149,6 +149,10 @@ authorInput.addEventListener('change', () => {
   connections.setName(author);
 });
 
+/** The transports the composer can send over besides HTTP, and what it says. */
+const SENT = { websocket: 'composer.sentWs', webtransport: 'composer.sentWt' };
+const NOT_CONNECTED = { websocket: 'composer.noSocket', webtransport: 'composer.noSession' };
+
 function showStatus(key, params, isError = false) {
   const status = $('#composer-status');
   translate(status, key, params);
@@ -161,13 +165,14 @@ $('#composer').addEventListener('submit', async (event) => {
   const name = authorInput.value.trim();
   if (!text || !name) return;
   const via = new FormData(event.target).get('via');
-  if (via === 'websocket') {
-    if (connections.model.panes.websocket.state !== 'connected') {
-      showStatus('composer.noSocket', {}, true);
+  if (via in NOT_CONNECTED) {
+    // Sent on the pane's own connection; the message comes back like everyone else's.
+    if (connections.model.panes[via].state !== 'connected') {
+      showStatus(NOT_CONNECTED[via], {}, true);
       return;
     }
-    connections.sendOverWebSocket(name, text);
-    showStatus('composer.sentWs', {});
+    connections.sendOver(via, name, text);
+    showStatus(SENT[via], {});
     textInput.value = '';
     return;
   }

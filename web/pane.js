@@ -84,6 +84,9 @@ export class PaneView {
       this.notice('notice.resumed', { cursor: detail.cursor ?? '–' });
     } else if (state === 'reconnecting' && detail.error && previous !== 'reconnecting') {
       this.notice('notice.error', { error: detail.error, cursor: detail.cursor ?? '–' });
+    } else if (state === 'disconnected' && detail.unavailable) {
+      // The technique cannot work here (the browser, the page's address or the server): say why.
+      this.notice(detail.unavailable, {});
     }
   }
 

@@ -12,9 +12,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 // The page's own list of techniques (plain ES modules, importable from node too).
-import { KINDS } from '../../web/transports/index.js';
+import { KINDS as ALL_KINDS } from '../../web/transports/index.js';
 
-export { KINDS };
+// The panes every test expects to connect: all but WebTransport, which needs a
+// server started with --webtransport and a browser with QUIC on
+// (launchBrowser({ quic: true })); tests/webtransport.test.js covers it.
+export const KINDS = ALL_KINDS.filter((kind) => kind !== 'webtransport');
+export { ALL_KINDS };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
@@ -88,7 +92,8 @@ export async function startServer(extraArgs = [], { port } = {}) {
   };
 }
 
-export function launchBrowser() {
+/** Chromium, headless; QUIC (so WebTransport) off unless `quic` is true. */
+export function launchBrowser({ quic = false } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -96,7 +101,7 @@ export function launchBrowser() {
       '--no-sandbox',
       '--disable-gpu',
       '--disable-background-networking',
-      '--disable-quic',
+      ...(quic ? [] : ['--disable-quic']),
       '--no-first-run',
       '--disable-component-update',
       '--disable-sync',
@@ -113,16 +118,19 @@ export function launchBrowser() {
  * page opened in a fresh context (English unless `contextOptions` say otherwise).
  * Returns { server, browser, page }; pass it to closeApp() when done.
  */
-export async function openApp({ args = [], contextOptions = {} } = {}) {
-  const { server, browser } = await startApp(args);
+export async function openApp({ args = [], contextOptions = {}, quic = false } = {}) {
+  const { server, browser } = await startApp(args, { quic });
   const context = await browser.newContext({ locale: 'en-US', ...contextOptions });
   const page = await openPage(context, server.base);
   return { server, browser, page };
 }
 
-/** A server started with `args` and Chromium, for tests that open their own contexts. */
-export async function startApp(args = []) {
-  return { server: await startServer(args), browser: await launchBrowser() };
+/**
+ * A server started with `args` and Chromium (QUIC on if `quic`), for tests that open
+ * their own contexts.
+ */
+export async function startApp(args = [], { quic = false } = {}) {
+  return { server: await startServer(args), browser: await launchBrowser({ quic }) };
 }
 
 /** Closes what openApp() (or a test's own set-up) opened; safe on partial set-ups. */

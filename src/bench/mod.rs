@@ -56,7 +56,7 @@ pub struct BenchArgs {
         value_delimiter = ',',
         value_enum,
         ignore_case = true,
-        default_value = "short-poll,long-poll,sse,websocket"
+        default_value = "short-poll,long-poll,sse,websocket,webtransport"
     )]
     pub transports: Vec<Transport>,
 

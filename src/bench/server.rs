@@ -65,8 +65,9 @@ pub struct ProcessSample {
 
 /// The arguments a spawned server runs with: loopback, a free port, quiet, and the
 /// protections against abuse off (all the bench's clients share a handful of IPs and
-/// publish far faster than a person): no publish rate limit, no connection caps.
-pub const SPAWN_ARGS: [&str; 10] = [
+/// publish far faster than a person): no publish rate limit, no connection caps; and
+/// WebTransport on, for its subscribers.
+pub const SPAWN_ARGS: [&str; 11] = [
     "--addr",
     "127.0.0.1:0",
     "--log",
@@ -77,6 +78,7 @@ pub const SPAWN_ARGS: [&str; 10] = [
     "0",
     "--max-connections-per-ip",
     "0",
+    "--webtransport",
 ];
 
 impl Target {

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
+use axum::http::Uri;
 use axum::http::request::Parts;
 
 use super::Attendance;
@@ -61,6 +62,26 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
 }
 
 impl Arrival {
+    /// An arrival that did not come through the router (a WebTransport session, which
+    /// arrives over QUIC): its room already read from the path, its parameters from
+    /// the query string of `uri`.
+    pub fn from_uri(
+        app: Arc<AppState>,
+        room: RoomName,
+        uri: &Uri,
+        ip: IpAddr,
+    ) -> Result<Self, ApiError> {
+        let axum::extract::Query(params) = axum::extract::Query::try_from_uri(uri)?;
+        let axum::extract::Query(visitor) = axum::extract::Query::try_from_uri(uri)?;
+        Ok(Self {
+            app,
+            room,
+            params,
+            visitor,
+            ip,
+        })
+    }
+
     /// Admits the client on `transport` into its room, or refuses it: bad
     /// `client`/`name` (400), or no space under the connection caps for a transport that
     /// holds its connection (503).

@@ -1,4 +1,4 @@
-//! The four ways pushlab pushes the same chat to a browser, one file each:
+//! The five ways pushlab pushes the same chat to a browser, one file each:
 //!
 //! | module         | on the wire                                   | who sends        |
 //! |----------------|-----------------------------------------------|------------------|
@@ -6,11 +6,12 @@
 //! | [`long_poll`]  | a request the server holds until news or 30 s | client asks      |
 //! | [`sse`]        | one long HTTP response, an event per message  | server pushes    |
 //! | [`websocket`]  | an upgraded connection, frames both ways      | both, any time   |
+//! | [`webtransport`] | a QUIC session: one stream down, a stream per send up | both, any time |
 //!
-//! All four read the same [`Hub`](crate::hub::Hub); what they share beyond it is in
+//! All five read the same [`Hub`](crate::hub::Hub); what they share beyond it is in
 //! [`arrival`] (what a request brings: who, from where, which cursor), [`cursor`]
 //! (parsing the parameters), [`Attendance`] (counting who is connected) and
-//! [`publish`] (the one way a message enters the hub, over HTTP or WebSocket).
+//! [`publish`] (the one way a message enters the hub, over HTTP, WebSocket or WebTransport).
 
 pub mod arrival;
 pub mod cursor;
@@ -18,6 +19,7 @@ pub mod long_poll;
 pub mod short_poll;
 pub mod sse;
 pub mod websocket;
+pub mod webtransport;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use crate::error::ApiError;
 use crate::hub::{Entry, Room};
 use crate::message::{NewMessage, Via};
 use crate::presence::{Seat, Visitor};
-use crate::protocol::Transport;
+use crate::protocol::{ClientFrame, Transport};
 use crate::state::AppState;
 use crate::stats::Counters;
 
@@ -45,6 +47,23 @@ pub async fn publish(
     let draft = new.validate(via)?;
     app.publish_rate.check(ip)?;
     Ok(room.publish(draft).await?)
+}
+
+/// A `send` frame (over a WebSocket or a WebTransport stream) becomes a message in the
+/// room; anything else, or a message the store could not keep, is explained back.
+pub async fn publish_frame(
+    app: &AppState,
+    room: &Room,
+    ip: IpAddr,
+    text: &str,
+    via: Via,
+) -> Result<Arc<Entry>, String> {
+    let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
+        format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
+    })?;
+    publish(app, room, ip, new, via)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A request or connection in progress: in its room, counted in `open`, held against

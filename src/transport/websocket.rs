@@ -47,7 +47,7 @@ use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Room};
 use crate::message::MAX_BODY_BYTES;
 use crate::message::Via;
-use crate::protocol::{ClientFrame, ServerFrame, Transport};
+use crate::protocol::{ServerFrame, Transport};
 use crate::state::AppState;
 use crate::stats::Counters;
 
@@ -165,7 +165,9 @@ async fn read_frames(
         // from the next one.
         let _ = to_writer.try_send(FromReader::Heard);
         let outcome = match frame {
-            Ok(Message::Text(text)) => publish_frame(&app, &room, ip, &text).await,
+            Ok(Message::Text(text)) => super::publish_frame(&app, &room, ip, &text, Via::Websocket)
+                .await
+                .map(drop),
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
             Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
@@ -188,16 +190,6 @@ async fn read_frames(
             }
         }
     }
-}
-
-/// A `send` frame becomes a message in the socket's room; anything else, or a message the store
-/// could not keep, is explained back.
-async fn publish_frame(app: &AppState, room: &Room, ip: IpAddr, text: &str) -> Result<(), String> {
-    let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
-        format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
-    })?;
-    let stored = super::publish(app, room, ip, new, Via::Websocket).await;
-    stored.map(drop).map_err(|e| e.to_string())
 }
 
 /// A delivery as a text frame.

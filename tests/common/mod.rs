@@ -443,3 +443,126 @@ pub async fn tiny_buffer_socket(addr: std::net::SocketAddr) -> tokio::net::TcpSt
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(addr).await.unwrap()
 }
+
+/// A WebTransport session to a server started with `--webtransport`, opened as the
+/// page opens it: the certificate's hash from the server, then a session that trusts
+/// only that certificate.
+pub struct WtClient {
+    pub connection: wtransport::Connection,
+    lines: tokio::io::BufReader<wtransport::RecvStream>,
+}
+
+/// Why a WebTransport session could not be opened.
+pub type WtRefusal = wtransport::error::ConnectingError;
+
+/// A DNS resolver that answers every name with one address.
+#[derive(Debug)]
+struct Rebound(std::net::SocketAddr);
+
+impl wtransport::config::DnsResolver for Rebound {
+    fn resolve(&self, _host: &str) -> std::pin::Pin<Box<dyn wtransport::config::DnsLookupFuture>> {
+        let addr = self.0;
+        Box::pin(async move { Ok(Some(addr)) })
+    }
+}
+
+impl WtClient {
+    /// Opens a session at `path_and_query` (`/api/webtransport?since=0`).
+    pub async fn connect(server: &Server, path_and_query: &str) -> Self {
+        Self::try_connect(server, path_and_query, None)
+            .await
+            .unwrap_or_else(|e| panic!("no WebTransport session at {path_and_query}: {e}"))
+    }
+
+    /// Opens a session, sending `origin` as a page would; or says why not.
+    pub async fn try_connect(
+        server: &Server,
+        path_and_query: &str,
+        origin: Option<&str>,
+    ) -> Result<Self, WtRefusal> {
+        let authority = server.addr.to_string();
+        Self::try_connect_at(server, &authority, path_and_query, origin).await
+    }
+
+    /// Opens a session at `https://{authority}{path_and_query}` whatever host name
+    /// `authority` has: every name resolves to the server's address, as a name an
+    /// attacker points at 127.0.0.1 does (DNS rebinding).
+    pub async fn try_connect_at(
+        server: &Server,
+        authority: &str,
+        path_and_query: &str,
+        origin: Option<&str>,
+    ) -> Result<Self, WtRefusal> {
+        let (status, answer) = server.get_json("/api/webtransport/certificate-hash").await;
+        assert_eq!(status, 200, "{answer}");
+        let hex = answer["hash"]["value"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..64)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let hash = wtransport::tls::Sha256Digest::new(bytes.try_into().unwrap());
+        let config = wtransport::ClientConfig::builder()
+            .with_bind_address("127.0.0.1:0".parse().unwrap())
+            .with_server_certificate_hashes([hash])
+            .dns_resolver(Rebound(server.addr))
+            .build();
+        let endpoint = wtransport::Endpoint::client(config).unwrap();
+        let url = format!("https://{authority}{path_and_query}");
+        let mut request = wtransport::endpoint::ConnectOptions::builder(url);
+        if let Some(origin) = origin {
+            request = request.add_header("origin", origin);
+        }
+        let connection =
+            within("a WebTransport session", endpoint.connect(request.build())).await?;
+        let down = within("the server's stream", connection.accept_uni())
+            .await
+            .unwrap();
+        Ok(Self {
+            connection,
+            lines: tokio::io::BufReader::new(down),
+        })
+    }
+
+    /// The next line the server sends, as JSON; `None` once the stream ends.
+    pub async fn next_frame(&mut self) -> Option<Value> {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = String::new();
+        let read = within("a WebTransport line", self.lines.read_line(&mut line)).await;
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                assert!(line.ends_with('\n'), "a frame is a whole line: {line:?}");
+                Some(serde_json::from_str(&line).unwrap())
+            }
+        }
+    }
+
+    /// The next chat message (a `message` frame), failing on anything else.
+    pub async fn next_message(&mut self) -> Value {
+        let frame = self.next_frame().await.expect("the stream ended");
+        assert_eq!(frame["type"], "message", "{frame}");
+        frame["message"].clone()
+    }
+
+    /// Sends raw bytes on a new bidirectional stream and returns the server's reply.
+    pub async fn send_raw(&self, bytes: &[u8]) -> Value {
+        use tokio::io::AsyncReadExt;
+        let (mut up, mut reply) = within("a stream", async {
+            self.connection.open_bi().await.unwrap().await.unwrap()
+        })
+        .await;
+        up.write_all(bytes).await.unwrap();
+        up.finish().await.unwrap();
+        let mut answer = String::new();
+        within("the reply", reply.read_to_string(&mut answer))
+            .await
+            .unwrap();
+        serde_json::from_str(&answer).unwrap()
+    }
+
+    /// Publishes a message over the session and returns the server's reply.
+    pub async fn send(&self, author: &str, text: &str) -> Value {
+        let frame = json!({ "type": "send", "author": author, "text": text });
+        self.send_raw(frame.to_string().as_bytes()).await
+    }
+}

@@ -5,7 +5,8 @@
 //! so the bench knows exactly how many connections each technique opens and how many
 //! bytes cross them. Pollers speak HTTP/1.1 with keep-alive through hyper's
 //! connection-level client ([`http`]); the SSE subscriber reads a streamed hyper body;
-//! the WebSocket subscriber is tokio-tungstenite.
+//! the WebSocket subscriber is tokio-tungstenite; the WebTransport subscriber is
+//! `wtransport`'s client over its own UDP socket.
 //!
 //! A subscriber connects, says so ([`Run::connected`]), and then records every bench
 //! message it receives in its [`Receipts`] until the run's `stop` token fires, when it
@@ -18,6 +19,7 @@ pub mod publisher;
 pub mod short_poll;
 pub mod sse;
 pub mod websocket;
+pub mod webtransport;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -186,6 +188,7 @@ pub async fn subscribe(run: Arc<Run>, index: usize) -> Outcome {
         Transport::LongPoll => long_poll::subscribe(&run, index, &mut receipts).await,
         Transport::Sse => sse::subscribe(&run, index, &mut receipts).await,
         Transport::Websocket => websocket::subscribe(&run, index, &mut receipts).await,
+        Transport::Webtransport => webtransport::subscribe(&run, index, &mut receipts).await,
     };
     Outcome {
         receipts,

@@ -36,6 +36,7 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
                 ServerFrame::<Seen>::Message { message } => run.receive(receipts, &message),
                 ServerFrame::Reset { .. } => receipts.resets += 1,
                 ServerFrame::Error { error } => bail!("the server refused a frame: {error}"),
+                ServerFrame::Close { code, reason } => bail!("the server closed: {code} {reason}"),
             },
             Some(Ok(Message::Close(close))) => bail!("the server closed the socket: {close:?}"),
             Some(Ok(_)) => {}
