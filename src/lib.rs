@@ -18,6 +18,7 @@ pub mod origin;
 pub mod presence;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod transport;
 pub mod web;
 
@@ -93,7 +94,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/messages", get(short_poll::poll).post(api::publish))
         .route("/api/messages/long-poll", get(long_poll::long_poll))
         .route("/api/events", get(sse::events))
-        .route("/api/ws", get(websocket::upgrade))
+        // GET: the HTTP/1.1 Upgrade; CONNECT: HTTP/2's extended CONNECT (RFC 8441).
+        .route(
+            "/api/ws",
+            get(websocket::upgrade).connect(websocket::upgrade),
+        )
         .route("/api/stats", get(api::stats))
         .route("/api/presence", get(api::presence))
         .route("/healthz", get(api::healthz))

@@ -3,8 +3,10 @@
 //! `axum::serve` would do for a demo, but it sets no timer, so a client could take
 //! forever to send its request headers (slowloris). This loop is axum's, with:
 //!
-//! - HTTP/1.1 only (what browsers speak to a plain-HTTP server, and what WebSocket
-//!   upgrades need), with hyper's header-read timeout switched on;
+//! - HTTP/1.1 only on plain TCP (what browsers speak to a plain-HTTP server), with
+//!   hyper's header-read timeout switched on; with `--tls`, a TLS handshake first
+//!   ([`crate::tls`], within the header timeout), then HTTP/2 or HTTP/1.1 as the
+//!   handshake's ALPN decided, HTTP/2 with its own limits ([`http2`]);
 //! - a write deadline on every socket (`WriteDeadline`): a client that stops reading
 //!   until its socket is full is disconnected, so a stalled SSE stream or WebSocket
 //!   cannot hold its connection, task and buffers forever;
@@ -14,6 +16,8 @@
 //!   2. cancel [`AppState::shutdown`]: held long polls answer at once, SSE streams end,
 //!      WebSockets send close 1001 ("going away");
 //!   3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
+
+mod http2;
 
 use std::future::Future;
 use std::io;
@@ -30,14 +34,17 @@ use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
+use tokio_util::either::Either;
 use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::stats::HttpVersion;
+use crate::tls::Tls;
 use crate::{AppState, app};
 
 /// The address of the client that sent a request (set by [`run`]).
@@ -49,23 +56,30 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let tls = Tls::from_config(&config).map_err(io::Error::other)?;
     let state = AppState::open(config).await.map_err(io::Error::other)?;
-    run(listener, Arc::new(state), shutdown).await
+    run(listener, Arc::new(state), tls, shutdown).await
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then shuts down
-/// gracefully and returns.
+/// Serves `state` on `listener` (HTTPS if `tls` is given) until `shutdown` completes,
+/// then shuts down gracefully and returns.
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let config = &state.config;
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
-    builder
+    let mut http1 = Builder::new(TokioExecutor::new()).http1_only();
+    http1
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout);
+    let builders = Arc::new(Builders {
+        http1,
+        http2: http2::builder(config),
+    });
+    let handshake_deadline = config.header_timeout;
     let write_deadline = config.slow_client_timeout * 2;
     let grace = config.shutdown_grace;
     let app = app(state.clone());
@@ -93,14 +107,18 @@ pub async fn run(
                 request.map(Body::new)
             });
         let io = WriteDeadline::new(stream, write_deadline, state.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = connections.watch(connection);
+        let service = TowerToHyperService::new(service);
+        let (builders, tls, watcher) = (builders.clone(), tls.clone(), connections.watcher());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
+            // The seam between plain HTTP and HTTPS: TLS, if any, picks the HTTP.
+            let (io, version) = match tls {
+                None => (Either::Left(io), HttpVersion::Http1),
+                Some(tls) => match tls.handshake(io, handshake_deadline).await {
+                    Ok((io, version)) => (Either::Right(io), version),
+                    Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
+                },
+            };
+            builders.serve(version, io, service, watcher).await;
         });
     }
 
@@ -115,6 +133,37 @@ pub async fn run(
         tracing::warn!("connections still open after {grace:?}; exiting anyway");
     }
     Ok(())
+}
+
+/// How connections are served, per HTTP version.
+struct Builders {
+    http1: Builder<TokioExecutor>,
+    http2: Builder<TokioExecutor>,
+}
+
+impl Builders {
+    /// Serves one connection until it ends; `watcher` shuts it down gracefully when
+    /// the server does (HTTP/1.1: after the request in progress; HTTP/2: GOAWAY, then
+    /// the streams in progress finish).
+    async fn serve<I, S>(&self, version: HttpVersion, io: I, service: S, watcher: Watcher)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let builder = match version {
+            HttpVersion::Http1 => &self.http1,
+            HttpVersion::Http2 => &self.http2,
+        };
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+    }
 }
 
 /// Connections cut because the client stopped reading (see `WriteDeadline`).

@@ -34,6 +34,15 @@ impl Transport {
     }
 }
 
+/// Which HTTP carries a request, named as ALPN (and the browser's devtools) name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum HttpVersion {
+    #[serde(rename = "http/1.1")]
+    Http1,
+    #[serde(rename = "h2")]
+    Http2,
+}
+
 /// What one transport has done since the server started.
 #[derive(Debug, Default, Serialize)]
 pub struct Counters {
