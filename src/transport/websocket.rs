@@ -24,6 +24,15 @@
 //! per message instead of HTTP headers. Gain: the lowest latency and overhead, and the
 //! client can send on the same connection. It is not "raw TCP": it starts as HTTP/1.1,
 //! so the page's `Origin` is checked, and proxies must be told to pass the `Upgrade` on.
+//!
+//! Over HTTP/2 (`--tls`) there is no Upgrade: the socket is one *stream* of the page's
+//! connection, opened by an extended CONNECT (RFC 8441), and the same frames flow in
+//! that stream's DATA frames:
+//!
+//! ```text
+//! HEADERS  :method CONNECT  :protocol websocket  :path /api/ws?since=41
+//! HEADERS  :status 200                              then frames, as above
+//! ```
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -71,7 +80,8 @@ enum FromReader {
     Heard,
 }
 
-/// `GET /api/ws?since=ID`: checks the page's origin, then upgrades.
+/// `GET /api/ws?since=ID` (HTTP/1.1) or `CONNECT` (HTTP/2): checks the page's origin,
+/// then upgrades.
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
