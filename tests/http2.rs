@@ -80,7 +80,7 @@ async fn connect_is_only_for_websockets() {
     // Extended CONNECT for another protocol than WebSocket.
     let mut request = hyper::Request::connect("/api/ws")
         .header("sec-websocket-version", "13")
-        .body(Default::default())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
     request
         .extensions_mut()
@@ -94,12 +94,12 @@ async fn connect_is_only_for_websockets() {
     // A plain CONNECT asks for a tunnel to another host: refused, not answered with
     // the page.
     let request = hyper::Request::connect(format!("127.0.0.1:{}", server.addr.port()))
-        .body(Default::default())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
     let (status, body) = json_of(h2.send(request).await).await;
     assert_eq!(status, 405, "{body}");
     let request = hyper::Request::post("/api/ws")
-        .body(Default::default())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
     let (status, body) = json_of(h2.send(request).await).await;
     assert_eq!(status, 405, "{body}");

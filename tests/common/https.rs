@@ -4,12 +4,14 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, BodyStream, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Method, Request, Response, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
+use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -44,7 +46,7 @@ pub type H2WebSocket = WsClient<TokioIo<hyper::upgrade::Upgraded>>;
 /// One HTTP/2 connection; every request made through it is a stream on it.
 #[derive(Clone)]
 pub struct H2 {
-    send: http2::SendRequest<Full<Bytes>>,
+    send: http2::SendRequest<BoxBody<Bytes, Infallible>>,
     base: String,
     /// Cancelled when the connection has ended (after GOAWAY, or an error).
     pub closed: CancellationToken,
@@ -75,8 +77,13 @@ impl H2 {
         client
     }
 
-    /// Sends a request on a new stream; a URI that is a path is on this server.
-    pub async fn send(&self, mut request: Request<Full<Bytes>>) -> Response<Incoming> {
+    /// Sends a request on a new stream; a URI that is a path is on this server. The
+    /// body may be any body, one that never ends included.
+    pub async fn send<B>(&self, request: Request<B>) -> Response<Incoming>
+    where
+        B: hyper::body::Body<Data = Bytes, Error = Infallible> + Send + Sync + 'static,
+    {
+        let mut request = request.map(BodyExt::boxed);
         if request.uri().path().starts_with('/') && request.uri().authority().is_none() {
             *request.uri_mut() = format!("{}{}", self.base, request.uri()).parse().unwrap();
         }
@@ -89,7 +96,7 @@ impl H2 {
     }
 
     pub async fn get(&self, path: &str) -> Response<Incoming> {
-        self.send(Request::get(path).body(Full::default()).unwrap())
+        self.send(Request::get(path).body(Full::<Bytes>::default()).unwrap())
             .await
     }
 
@@ -120,7 +127,7 @@ impl H2 {
             .method(Method::CONNECT)
             .uri(format!("/api/ws{query}"))
             .header("sec-websocket-version", "13")
-            .body(Full::default())
+            .body(Full::<Bytes>::default())
             .unwrap();
         request
             .extensions_mut()

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of this kit
 
 pub mod https;
+pub mod raw_h2;
 
 use std::time::Duration;
 
