@@ -80,6 +80,7 @@ pub async fn run(
         http2: http2::builder(config),
     });
     let handshake_deadline = config.header_timeout;
+    let tls = tls.map(Arc::new);
     let write_deadline = config.slow_client_timeout * 2;
     let grace = config.shutdown_grace;
     let app = app(state.clone());
@@ -109,6 +110,7 @@ pub async fn run(
         let io = WriteDeadline::new(stream, write_deadline, state.clone());
         let service = TowerToHyperService::new(service);
         let (builders, tls, watcher) = (builders.clone(), tls.clone(), connections.watcher());
+        let state = state.clone();
         tokio::spawn(async move {
             // The seam between plain HTTP and HTTPS: TLS, if any, picks the HTTP.
             let (io, version) = match tls {
@@ -118,7 +120,13 @@ pub async fn run(
                     Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
                 },
             };
-            builders.serve(version, io, service, watcher).await;
+            let ended = builders.serve(version, io, service, watcher).await;
+            if let Err(error) = ended {
+                if version == HttpVersion::Http2 && http2::unanswered_ping(&*error) {
+                    state.stalls.0.fetch_add(1, Relaxed);
+                }
+                tracing::debug!(%error, "connection ended with an error");
+            }
         });
     }
 
@@ -145,7 +153,13 @@ impl Builders {
     /// Serves one connection until it ends; `watcher` shuts it down gracefully when
     /// the server does (HTTP/1.1: after the request in progress; HTTP/2: GOAWAY, then
     /// the streams in progress finish).
-    async fn serve<I, S>(&self, version: HttpVersion, io: I, service: S, watcher: Watcher)
+    async fn serve<I, S>(
+        &self,
+        version: HttpVersion,
+        io: I,
+        service: S,
+        watcher: Watcher,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
@@ -160,9 +174,7 @@ impl Builders {
             HttpVersion::Http2 => &self.http2,
         };
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        if let Err(error) = watcher.watch(connection).await {
-            tracing::debug!(%error, "connection ended with an error");
-        }
+        watcher.watch(connection).await
     }
 }
 

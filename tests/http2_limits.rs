@@ -197,6 +197,30 @@ async fn a_body_that_never_ends_gets_408_and_one_too_big_413() {
     assert_eq!(h2.get_json("/api/messages?since=0").await.1["last_id"], 0);
 }
 
+/// HTTP/2's flow control stops the server before a non-reading client's socket fills,
+/// so the write deadline never fires; an unanswered PING is what shows it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_by_an_unanswered_ping() {
+    let server = Server::start_tls(&["--slow-client-timeout", "0.3"]).await;
+    let h2 = H2::connect(&server).await;
+    let mut raw = RawH2::connect(&server).await;
+    raw.get(1, "/api/events");
+    raw.flush().await;
+    // From here on the raw client reads nothing and answers nothing.
+    eventually("the stream to be open", || async {
+        stats(&h2).await["transports"]["sse"]["open"] == 1
+    })
+    .await;
+    eventually("the silent connection to be cut", || async {
+        let stats = stats(&h2).await;
+        stats["transports"]["sse"]["open"] == 0 && stats["limits"]["stalled_connections"] == 1
+    })
+    .await;
+    // The healthy connection, which answers PINGs (hyper's client does), is still here.
+    assert_eq!(h2.get_json("/healthz").await.0, 200);
+    drop(raw);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_tls_handshake_is_cut_off() {
     let server = Server::start_tls(&["--header-timeout", "0.3"]).await;

@@ -22,6 +22,11 @@
 //! - **receive windows**: a client may send at most [`STREAM_WINDOW`] of request body
 //!   per stream, [`CONNECTION_WINDOW`] per connection, before the server has read it
 //!   (request bodies are at most 16 KiB anyway);
+//! - **a client that stops reading**: over HTTP/1.1 its socket fills and the write
+//!   deadline cuts it, but HTTP/2's flow control stops the server long before the
+//!   socket fills, so here the server sends a PING every `--slow-client-timeout`
+//!   and closes a connection that leaves one unanswered as long (counted, like the
+//!   write deadline's cuts, as `limits.stalled_connections`);
 //! - and, as over HTTP/1.1, the request body limit and deadline (the app's layers),
 //!   the write deadline on the socket, and the connection caps: a stream held by SSE,
 //!   a long poll or a WebSocket counts as a held connection, whatever carries it.
@@ -58,6 +63,15 @@ pub fn builder(config: &Config) -> Builder<TokioExecutor> {
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(MAX_ERROR_RESETS)
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW);
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .keep_alive_interval(config.slow_client_timeout)
+        .keep_alive_timeout(config.slow_client_timeout);
     builder
+}
+
+/// Whether a connection ended because its client left a PING unanswered.
+pub fn unanswered_ping(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<hyper::Error>()
+        .is_some_and(hyper::Error::is_timeout)
 }
