@@ -26,11 +26,13 @@ pub async fn publish(
     Ok((StatusCode::CREATED, axum::Json(entry.message.clone())))
 }
 
-/// `GET /api/stats`: per-transport counters and the hub's extent.
+/// `GET /api/stats`: per-transport counters, TCP connections by HTTP version, and the
+/// hub's extent.
 pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
     let Bounds { oldest, newest } = app.hub.bounds();
     axum::Json(json!({
         "transports": app.stats,
+        "connections": app.connections,
         "hub": {
             "last_id": newest,
             "retained": newest + 1 - oldest,

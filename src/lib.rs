@@ -38,7 +38,7 @@ use crate::hub::{Hub, StoreError};
 use crate::limits::{ConnectionCaps, PublishRate};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
-use crate::stats::Stats;
+use crate::stats::{ByHttp, Stats, TcpConnections};
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
 use server::Stalls;
@@ -65,6 +65,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Connections cut because their client stopped reading.
     pub stalls: Stalls,
+    /// TCP connections, by the HTTP they speak.
+    pub connections: ByHttp<TcpConnections>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
+            connections: ByHttp::default(),
             config,
         })
     }

@@ -29,7 +29,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::AppState;
-use crate::stats::{Counters, Stats, Transport};
+use crate::stats::{Counters, HttpVersion, OverHttp, Stats, TcpConnections, Transport};
 
 /// Upper bounds of the latency buckets, in seconds: from loopback WebSocket speed to
 /// a slow short-poll interval.
@@ -98,6 +98,19 @@ const FIELDS: [Field; 8] = [
     ("pushlab_dead_closes", "Clients dropped because they stopped answering pings.", MetricType::Counter, |c| &c.dead_closes),
 ];
 
+/// Writes one value of a gauge or a counter family.
+fn encode_value(
+    metric: prometheus_client::encoding::MetricEncoder<'_>,
+    kind: &MetricType,
+    value: u64,
+) -> Result<(), fmt::Error> {
+    if matches!(kind, MetricType::Gauge) {
+        ConstGauge::new(value as i64).encode(metric)
+    } else {
+        ConstCounter::new(value).encode(metric)
+    }
+}
+
 /// Reads the live counters at scrape time.
 struct Scrape(Arc<AppState>);
 
@@ -111,17 +124,43 @@ impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let stats: &Stats = &self.0.stats;
         for (name, help, kind, field) in FIELDS {
-            let is_gauge = matches!(kind, MetricType::Gauge);
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for (transport, label) in TRANSPORTS {
                 let value = field(stats.of(transport)).load(Relaxed);
                 let labels = [("transport", label)];
-                let metric = family.encode_family(&labels)?;
-                if is_gauge {
-                    ConstGauge::new(value as i64).encode(metric)?;
-                } else {
-                    ConstCounter::new(value).encode(metric)?;
+                encode_value(family.encode_family(&labels)?, &kind, value)?;
+            }
+        }
+
+        // The same split by the HTTP that carries each request, and the TCP
+        // connections themselves: on HTTP/2 many requests share one.
+        let tcp = &self.0.connections;
+        #[rustfmt::skip]
+        let by_http: [(&str, &str, MetricType, fn(&OverHttp) -> &AtomicU64); 2] = [
+            ("pushlab_open_connections_by_http", "Connections (push) or requests (polls) in progress, by HTTP version.", MetricType::Gauge, |o| &o.open),
+            ("pushlab_requests_by_http", "Requests, streams and upgrades accepted, by HTTP version.", MetricType::Counter, |o| &o.requests),
+        ];
+        for (name, help, kind, field) in by_http {
+            let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+            for (transport, label) in TRANSPORTS {
+                for http in HttpVersion::ALL {
+                    let labels = [("transport", label), ("http", http.name())];
+                    let value = field(stats.of(transport).http.of(http)).load(Relaxed);
+                    encode_value(family.encode_family(&labels)?, &kind, value)?;
                 }
+            }
+        }
+        #[rustfmt::skip]
+        let tcp_metrics: [(&str, &str, MetricType, fn(&TcpConnections) -> &AtomicU64); 2] = [
+            ("pushlab_tcp_connections", "TCP connections open, by the HTTP they speak.", MetricType::Gauge, |c| &c.open),
+            ("pushlab_tcp_connections_accepted", "TCP connections accepted, by the HTTP they speak.", MetricType::Counter, |c| &c.accepted),
+        ];
+        for (name, help, kind, field) in tcp_metrics {
+            let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+            for http in HttpVersion::ALL {
+                let labels = [("http", http.name())];
+                let value = field(tcp.of(http)).load(Relaxed);
+                encode_value(family.encode_family(&labels)?, &kind, value)?;
             }
         }
 

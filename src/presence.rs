@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::message::MAX_AUTHOR_CHARS;
-use crate::stats::Transport;
+use crate::server::Carrier;
+use crate::stats::{HttpVersion, Transport};
 
 /// How long a poller counts as online after its last request: a held long poll lasts
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.
@@ -36,6 +37,11 @@ pub struct Online {
     pub client: String,
     pub name: Option<String>,
     pub transport: Transport,
+    /// The HTTP of its (latest) request: `http/1.1` or `h2`.
+    pub http: HttpVersion,
+    /// The number of the TCP connection that request came on: a page whose transports
+    /// all show the same number shares one connection (HTTP/2).
+    pub connection: u64,
 }
 
 /// A client on a transport: the key of the presence list.
@@ -48,6 +54,7 @@ pub struct Presence {
 
 struct Seen {
     name: Option<String>,
+    carrier: Carrier,
     /// Open push connections; always 0 for pollers.
     connections: usize,
     last: Instant,
@@ -92,7 +99,7 @@ impl Presence {
     /// A client arrived: a push client stays listed until [`Presence::leave`], a
     /// poller for [`POLLER_GRACE`].
     /// Past [`MAX_SEATS`] a newcomer is not listed (it is served all the same).
-    pub fn arrive(&self, seat: &Seat, name: Option<&str>) {
+    pub fn arrive(&self, seat: &Seat, name: Option<&str>, carrier: Carrier) {
         let mut seen = self.lock();
         if !seen.contains_key(seat) && seen.len() >= MAX_SEATS {
             forget_gone(&mut seen);
@@ -102,10 +109,12 @@ impl Presence {
         }
         let entry = seen.entry(seat.clone()).or_insert(Seen {
             name: None,
+            carrier,
             connections: 0,
             last: Instant::now(),
         });
         entry.name = name.map(str::to_owned);
+        entry.carrier = carrier;
         entry.last = Instant::now();
         if seat.1.is_push() {
             entry.connections += 1;
@@ -136,6 +145,8 @@ impl Presence {
                 client: client.clone(),
                 name: s.name.clone(),
                 transport: *transport,
+                http: s.carrier.http,
+                connection: s.carrier.id,
             })
             .collect();
         online.sort_by(|a, b| (&a.name, &a.client).cmp(&(&b.name, &b.client)));

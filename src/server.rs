@@ -85,6 +85,7 @@ pub async fn run(
     let grace = config.shutdown_grace;
     let app = app(state.clone());
     let connections = GracefulShutdown::new();
+    let mut accepted: u64 = 0;
 
     tokio::pin!(shutdown);
     loop {
@@ -101,28 +102,36 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = app
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                request.map(Body::new)
-            });
-        let io = WriteDeadline::new(stream, write_deadline, state.clone());
-        let service = TowerToHyperService::new(service);
+        accepted += 1;
+        let id = accepted;
+        let mut io = WriteDeadline::new(stream, write_deadline, state.clone());
         let (builders, tls, watcher) = (builders.clone(), tls.clone(), connections.watcher());
-        let state = state.clone();
+        let (app, state) = (app.clone(), state.clone());
         tokio::spawn(async move {
             // The seam between plain HTTP and HTTPS: TLS, if any, picks the HTTP.
-            let (io, version) = match tls {
-                None => (Either::Left(io), HttpVersion::Http1),
+            let (io, http) = match tls {
+                None => {
+                    io.count_as(HttpVersion::Http1);
+                    (Either::Left(io), HttpVersion::Http1)
+                }
                 Some(tls) => match tls.handshake(io, handshake_deadline).await {
-                    Ok((io, version)) => (Either::Right(io), version),
+                    Ok((mut io, version)) => {
+                        io.get_mut().0.count_as(version);
+                        (Either::Right(io), version)
+                    }
                     Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
                 },
             };
-            let ended = builders.serve(version, io, service, watcher).await;
+            let carrier = Carrier { id, http };
+            let service = app.map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                request.extensions_mut().insert(carrier);
+                request.map(Body::new)
+            });
+            let service = TowerToHyperService::new(service);
+            let ended = builders.serve(http, io, service, watcher).await;
             if let Err(error) = ended {
-                if version == HttpVersion::Http2 && http2::unanswered_ping(&*error) {
+                if http == HttpVersion::Http2 && http2::unanswered_ping(&*error) {
                     state.stalls.0.fetch_add(1, Relaxed);
                 }
                 tracing::debug!(%error, "connection ended with an error");
@@ -141,6 +150,32 @@ pub async fn run(
         tracing::warn!("connections still open after {grace:?}; exiting anyway");
     }
     Ok(())
+}
+
+/// The TCP connection a request came on: its number (in order of acceptance) and the
+/// HTTP it speaks. On HTTP/2 every request of a page shares one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carrier {
+    pub id: u64,
+    pub http: HttpVersion,
+}
+
+/// Counts a TCP connection as open, by its HTTP, until dropped.
+struct OpenConnection(Arc<AppState>, HttpVersion);
+
+impl OpenConnection {
+    fn new(state: &Arc<AppState>, http: HttpVersion) -> Self {
+        let counters = state.connections.of(http);
+        counters.accepted.fetch_add(1, Relaxed);
+        counters.open.fetch_add(1, Relaxed);
+        Self(state.clone(), http)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.of(self.1).open.fetch_sub(1, Relaxed);
+    }
 }
 
 /// How connections are served, per HTTP version.
@@ -193,12 +228,17 @@ impl Stalls {
 /// progress the write fails and hyper drops the connection. It is the backstop for
 /// every connection; the WebSocket notices a stuck client earlier, after
 /// `--slow-client-timeout`, to try to say why (close 1013).
+///
+/// It also counts the socket among the open connections of its HTTP version once that
+/// is known, for as long as the socket lives (an upgraded WebSocket outlives its HTTP
+/// connection).
 struct WriteDeadline {
     io: TcpStream,
     limit: Duration,
     /// Running while a write is blocked.
     blocked: Option<Pin<Box<Sleep>>>,
     state: Arc<AppState>,
+    _open: Option<OpenConnection>,
 }
 
 impl WriteDeadline {
@@ -208,7 +248,13 @@ impl WriteDeadline {
             limit,
             blocked: None,
             state,
+            _open: None,
         }
+    }
+
+    /// Counts this socket as an open connection speaking `http`.
+    fn count_as(&mut self, http: HttpVersion) {
+        self._open = Some(OpenConnection::new(&self.state, http));
     }
 
     /// Called with the inner write's result: progress clears the deadline, a blocked

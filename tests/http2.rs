@@ -55,6 +55,75 @@ async fn every_transport_works_over_one_http2_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_metrics_and_presence_say_which_http_carries_each_transport() {
+    let server = Server::start_tls(&[]).await;
+    // One page over HTTP/2: its transports on one connection.
+    let h2 = H2::connect(&server).await;
+    let _sse = h2.sse("?client=page2").await;
+    let _ws = h2.websocket("?client=page2").await;
+    assert_eq!(h2.get_json("/api/messages?client=page2").await.0, 200);
+    // One over HTTP/1.1: a connection per transport.
+    let mut stream_connection = Https1::connect(&server).await;
+    let _sse1 = sse_of(stream_connection.get("/api/events?client=page1").await);
+    let _ws1 = wss(&server, "?client=page1").await;
+
+    let (_, stats) = h2.get_json("/api/stats").await;
+    let sse = &stats["transports"]["sse"]["http"];
+    assert_eq!(sse["h2"]["open"], 1, "{stats}");
+    assert_eq!(sse["http/1.1"]["open"], 1, "{stats}");
+    assert_eq!(
+        stats["transports"]["websocket"]["http"]["h2"]["requests"],
+        1
+    );
+    assert_eq!(
+        stats["transports"]["short_poll"]["http"]["h2"]["requests"],
+        1
+    );
+    assert_eq!(stats["connections"]["h2"]["open"], 1, "{stats}");
+    assert_eq!(stats["connections"]["http/1.1"]["open"], 2, "{stats}");
+
+    let (_, presence) = h2.get_json("/api/presence").await;
+    let seats = |client: &str| -> Vec<(String, u64)> {
+        presence["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|seat| seat["client"] == client)
+            .map(|seat| {
+                let http = seat["http"].as_str().unwrap().to_owned();
+                (http, seat["connection"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    let over_h2 = seats("page2");
+    assert_eq!(over_h2.len(), 3, "{presence}");
+    assert!(
+        over_h2.iter().all(|seat| *seat == over_h2[0]),
+        "one connection: {presence}"
+    );
+    assert_eq!(over_h2[0].0, "h2");
+    let over_h1 = seats("page1");
+    assert_eq!(over_h1.len(), 2, "{presence}");
+    assert!(over_h1.iter().all(|(http, _)| http == "http/1.1"));
+    assert_ne!(over_h1[0].1, over_h1[1].1, "a connection each: {presence}");
+
+    let metrics = h2.get("/metrics").await;
+    let metrics = http_body_util::BodyExt::collect(metrics.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    for line in [
+        r#"pushlab_tcp_connections{http="h2"} 1"#,
+        r#"pushlab_tcp_connections{http="http/1.1"} 2"#,
+        r#"pushlab_open_connections_by_http{transport="sse",http="h2"} 1"#,
+        r#"pushlab_open_connections_by_http{transport="sse",http="http/1.1"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_over_http2_sends_and_receives() {
     let server = Server::start_tls(&[]).await;
     let h2 = H2::connect(&server).await;

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::response::Response;
 use tokio::time::{Instant, sleep_until};
 
@@ -34,7 +34,7 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::Cursor;
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::server::{Carrier, ClientAddr};
 use crate::stats::Transport;
 
 /// The longest a request is held, and the default.
@@ -44,11 +44,13 @@ pub const MAX_HOLD: Duration = Duration::from_secs(30);
 pub async fn long_poll(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
+    Extension(carrier): Extension<Carrier>,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
-    let mut attendance = Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip())?;
+    let mut attendance =
+        Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip(), carrier)?;
     let deadline = Instant::now() + hold;
     app.hub.settle(cursor).await;
     loop {

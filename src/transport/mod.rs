@@ -25,7 +25,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::hub::Entry;
 use crate::presence::{Seat, Visitor};
-use crate::stats::{Counters, Transport};
+use crate::server::Carrier;
+use crate::stats::{Counters, HttpVersion, Transport};
 
 /// A request or connection in progress: counted in `open`, held against the
 /// connection caps and listed as online until dropped, however it ends (answered,
@@ -33,6 +34,7 @@ use crate::stats::{Counters, Transport};
 pub struct Attendance {
     app: Arc<AppState>,
     transport: Transport,
+    http: HttpVersion,
     seat: Option<Seat>,
     ip: IpAddr,
     /// Messages published before this are history the client asked for, not news:
@@ -42,26 +44,36 @@ pub struct Attendance {
 
 impl Attendance {
     /// Admits a client, or refuses it: bad `client`/`name` (400), or no room under the
-    /// connection caps for a transport that holds its connection (503).
+    /// connection caps for a transport that holds its connection (503). `carrier` is
+    /// the TCP connection the request came on (on HTTP/2, shared with others).
     pub fn begin(
         app: &Arc<AppState>,
         transport: Transport,
         visitor: &Visitor,
         ip: IpAddr,
+        carrier: Carrier,
     ) -> Result<Self, ApiError> {
         let seat = visitor.seat(transport)?;
         if transport.holds_connection() {
             app.caps.admit(ip)?;
         }
         if let Some(seat) = &seat {
-            app.presence.arrive(seat, visitor.name());
+            app.presence.arrive(seat, visitor.name(), carrier);
         }
         let counters = app.stats.of(transport);
-        Counters::add(&counters.requests, 1);
-        Counters::add(&counters.open, 1);
+        let over = counters.http.of(carrier.http);
+        for counter in [
+            &counters.requests,
+            &counters.open,
+            &over.requests,
+            &over.open,
+        ] {
+            Counters::add(counter, 1);
+        }
         Ok(Self {
             app: app.clone(),
             transport,
+            http: carrier.http,
             seat,
             ip,
             news_since: Utc::now(),
@@ -98,9 +110,10 @@ impl Attendance {
 
 impl Drop for Attendance {
     fn drop(&mut self) {
-        self.counters()
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let counters = self.counters();
+        for open in [&counters.open, &counters.http.of(self.http).open] {
+            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(seat) = &self.seat {
             self.app.presence.leave(seat);
         }

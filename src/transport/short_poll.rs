@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -31,18 +31,20 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Page};
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::server::{Carrier, ClientAddr};
 use crate::stats::{Counters, Transport};
 
 /// `GET /api/messages?since=ID&limit=N`: whatever is newer than `since`, right now.
 pub async fn poll(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
+    Extension(carrier): Extension<Carrier>,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let (cursor, limit) = (params.cursor()?, params.limit()?);
-    let mut attendance = Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip())?;
+    let mut attendance =
+        Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip(), carrier)?;
     app.hub.settle(cursor).await;
     Ok(answer(&mut attendance, cursor, app.hub.page(cursor, limit)))
 }

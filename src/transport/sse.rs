@@ -30,7 +30,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -44,7 +44,7 @@ use crate::error::ApiError;
 use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::server::{Carrier, ClientAddr};
 use crate::stats::{Counters, Transport};
 
 /// The reconnection delay suggested to `EventSource`.
@@ -54,12 +54,13 @@ pub const RETRY: Duration = Duration::from_secs(3);
 pub async fn events(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
+    Extension(carrier): Extension<Carrier>,
     headers: HeaderMap,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &params)?;
-    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip())?;
+    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip(), carrier)?;
     let events =
         stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
     let keep_alive = KeepAlive::new()

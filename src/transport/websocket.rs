@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
@@ -58,7 +58,7 @@ use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::message::{NewMessage, Via};
 use crate::presence::Visitor;
-use crate::server::ClientAddr;
+use crate::server::{Carrier, ClientAddr};
 use crate::stats::{Counters, Transport};
 use crate::{AppState, MAX_BODY_BYTES};
 
@@ -85,6 +85,7 @@ enum FromReader {
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
+    Extension(carrier): Extension<Carrier>,
     headers: HeaderMap,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
@@ -93,7 +94,7 @@ pub async fn upgrade(
     let ws = ws?;
     app.origins.check(&headers)?;
     let cursor = params.cursor()?;
-    let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip())?;
+    let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip(), carrier)?;
     // Taken before the upgrade completes, so that a shutdown in between still waits
     // for this socket's close frame.
     let tracked = app.sockets.token();
