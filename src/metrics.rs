@@ -78,16 +78,11 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-/// Each per-transport counter of [`Counters`]: its metric name, help, type and field.
-type Field = (
-    &'static str,
-    &'static str,
-    MetricType,
-    fn(&Counters) -> &AtomicU64,
-);
+/// A counter in a struct of counters (`T`): its metric name, help, type and field.
+type Field<T> = (&'static str, &'static str, MetricType, fn(&T) -> &AtomicU64);
 
 #[rustfmt::skip]
-const FIELDS: [Field; 8] = [
+const FIELDS: [Field<Counters>; 8] = [
     ("pushlab_open_connections", "Connections (push) or requests (polls) in progress.", MetricType::Gauge, |c| &c.open),
     ("pushlab_requests", "Poll requests answered, or push streams and upgrades accepted.", MetricType::Counter, |c| &c.requests),
     ("pushlab_empty_responses", "Poll answers that carried no message.", MetricType::Counter, |c| &c.empty_responses),
@@ -96,6 +91,18 @@ const FIELDS: [Field; 8] = [
     ("pushlab_resets", "Resets sent: cursors that could not be honoured.", MetricType::Counter, |c| &c.resets),
     ("pushlab_slow_closes", "Clients closed because they stopped reading.", MetricType::Counter, |c| &c.slow_closes),
     ("pushlab_dead_closes", "Clients dropped because they stopped answering pings.", MetricType::Counter, |c| &c.dead_closes),
+];
+
+#[rustfmt::skip]
+const BY_HTTP: [Field<OverHttp>; 2] = [
+    ("pushlab_open_connections_by_http", "Connections (push) or requests (polls) in progress, by HTTP version.", MetricType::Gauge, |o| &o.open),
+    ("pushlab_requests_by_http", "Requests, streams and upgrades accepted, by HTTP version.", MetricType::Counter, |o| &o.requests),
+];
+
+#[rustfmt::skip]
+const TCP: [Field<TcpConnections>; 2] = [
+    ("pushlab_tcp_connections", "TCP connections open, by the HTTP they speak.", MetricType::Gauge, |c| &c.open),
+    ("pushlab_tcp_connections_accepted", "TCP connections accepted, by the HTTP they speak.", MetricType::Counter, |c| &c.accepted),
 ];
 
 /// Writes one value of a gauge or a counter family.
@@ -135,13 +142,8 @@ impl Collector for Scrape {
         // The same split by the HTTP that carries each request, and the TCP
         // connections themselves: on HTTP/2 many requests share one.
         let tcp = &self.0.connections;
-        #[rustfmt::skip]
-        let by_http: [(&str, &str, MetricType, fn(&OverHttp) -> &AtomicU64); 2] = [
-            ("pushlab_open_connections_by_http", "Connections (push) or requests (polls) in progress, by HTTP version.", MetricType::Gauge, |o| &o.open),
-            ("pushlab_requests_by_http", "Requests, streams and upgrades accepted, by HTTP version.", MetricType::Counter, |o| &o.requests),
-        ];
-        for (name, help, kind, field) in by_http {
-            let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+        for (name, help, kind, field) in BY_HTTP {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for (transport, label) in TRANSPORTS {
                 for http in HttpVersion::ALL {
                     let labels = [("transport", label), ("http", http.name())];
@@ -150,13 +152,8 @@ impl Collector for Scrape {
                 }
             }
         }
-        #[rustfmt::skip]
-        let tcp_metrics: [(&str, &str, MetricType, fn(&TcpConnections) -> &AtomicU64); 2] = [
-            ("pushlab_tcp_connections", "TCP connections open, by the HTTP they speak.", MetricType::Gauge, |c| &c.open),
-            ("pushlab_tcp_connections_accepted", "TCP connections accepted, by the HTTP they speak.", MetricType::Counter, |c| &c.accepted),
-        ];
-        for (name, help, kind, field) in tcp_metrics {
-            let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+        for (name, help, kind, field) in TCP {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for http in HttpVersion::ALL {
                 let labels = [("http", http.name())];
                 let value = field(tcp.of(http)).load(Relaxed);
