@@ -143,6 +143,20 @@ async fn a_websocket_over_http2_sends_and_receives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_the_websocket_origin_is_checked_against_the_authority() {
+    // HTTP/2 has no Host header: the page's own origin is the request's :authority.
+    let server = Server::start_tls(&[]).await;
+    let h2 = H2::connect(&server).await;
+    let own = h2.websocket_handshake("", Some(&server.base)).await;
+    assert_eq!(own.status(), 200);
+    let foreign = h2
+        .websocket_handshake("", Some("https://evil.example"))
+        .await;
+    let (status, body) = json_of(foreign).await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_is_only_for_websockets() {
     let server = Server::start_tls(&[]).await;
     let h2 = H2::connect(&server).await;

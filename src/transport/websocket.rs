@@ -41,7 +41,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Extension, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -87,12 +87,13 @@ pub async fn upgrade(
     ConnectInfo(client): ClientAddr,
     Extension(carrier): Extension<Carrier>,
     headers: HeaderMap,
+    uri: Uri,
     Query(params): Query<CursorParams>,
     Query(visitor): Query<Visitor>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws?;
-    app.origins.check(&headers)?;
+    app.origins.check(&headers, &uri)?;
     let cursor = params.cursor()?;
     let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip(), carrier)?;
     // Taken before the upgrade completes, so that a shutdown in between still waits

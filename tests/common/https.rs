@@ -121,18 +121,30 @@ impl H2 {
         sse_of(self.get(&format!("/api/events{query}")).await)
     }
 
-    /// A WebSocket through extended CONNECT (RFC 8441) on a stream of this connection.
-    pub async fn websocket(&self, query: &str) -> H2WebSocket {
+    /// The extended CONNECT (RFC 8441) that opens a WebSocket, sent as a page of
+    /// `origin` would (or a non-browser client, with `None`); the server's answer.
+    pub async fn websocket_handshake(
+        &self,
+        query: &str,
+        origin: Option<&str>,
+    ) -> Response<Incoming> {
         let mut request = Request::builder()
             .method(Method::CONNECT)
             .uri(format!("/api/ws{query}"))
-            .header("sec-websocket-version", "13")
-            .body(Full::<Bytes>::default())
-            .unwrap();
+            .header("sec-websocket-version", "13");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let mut request = request.body(Full::<Bytes>::default()).unwrap();
         request
             .extensions_mut()
             .insert(hyper::ext::Protocol::from_static("websocket"));
-        let response = self.send(request).await;
+        self.send(request).await
+    }
+
+    /// A WebSocket through extended CONNECT on a stream of this connection.
+    pub async fn websocket(&self, query: &str) -> H2WebSocket {
+        let response = self.websocket_handshake(query, None).await;
         assert_eq!(response.status(), 200, "extended CONNECT answered");
         let upgraded = within("the HTTP/2 WebSocket stream", hyper::upgrade::on(response))
             .await
