@@ -43,14 +43,16 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
             "rate_limited": app.publish_rate.refused(),
             "refused_connections": app.caps.refused(),
             "refused_origins": app.origins.refused(),
+            "refused_hosts": app.hosts.refused(),
             "stalled_connections": app.stalls.count(),
         },
     }))
 }
 
-/// `GET /api/presence`: who is online, and how.
+/// `GET /api/presence`: who is online, and how; the first 200 by name, and how many.
 pub async fn presence(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
-    axum::Json(json!({ "clients": app.presence.online() }))
+    let (total, clients) = app.presence.online();
+    axum::Json(json!({ "clients": clients, "total": total }))
 }
 
 /// `GET /healthz`: 200 while the server is serving.

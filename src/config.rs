@@ -79,6 +79,14 @@ pub struct Config {
     )]
     pub allow_origins: Vec<String>,
 
+    /// Host names this server answers to besides the loopback names (`localhost`,
+    /// `127.x.y.z`, `[::1]`, any port), e.g. `chat.example.org` behind a proxy.
+    /// Repeatable. Other names get 421, against DNS rebinding; the hosts of
+    /// `--allow-origin` are allowed too. On a non-loopback `--addr` (such as 0.0.0.0),
+    /// any name is served unless this flag is given.
+    #[arg(long = "allow-host", env = "PUSHLAB_ALLOW_HOST", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
     /// Messages each client IP may publish per second (HTTP and WebSocket together),
     /// refilled continuously; 0 turns the limit off.
     #[arg(long, env = "PUSHLAB_PUBLISH_RATE", default_value_t = 20)]
@@ -118,11 +126,26 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_SLOW_CLIENT_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub slow_client_timeout: Duration,
 
-    /// Seconds a client may take to send a request's headers (against slowloris).
+    /// Seconds a new connection has to send its first request's headers (against
+    /// slowloris, and sockets that connect and stay silent).
     #[arg(long, env = "PUSHLAB_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub header_timeout: Duration,
 
-    /// Seconds a client may take to send a request's body.
+    /// Seconds a kept-alive connection may wait for its next request (and send its
+    /// headers) before it is closed.
+    #[arg(long, env = "PUSHLAB_KEEP_ALIVE_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub keep_alive_timeout: Duration,
+
+    /// Most connections kept open while waiting for a request (new ones, and kept-alive
+    /// ones between requests); past it, the one idle longest is closed. Default: a
+    /// quarter of the open-files limit (RLIMIT_NOFILE), leaving the rest to requests
+    /// and held connections.
+    #[arg(long, env = "PUSHLAB_MAX_IDLE_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_idle_connections: Option<u64>,
+
+    /// Seconds a client may take to send a request's whole body, counted from the end
+    /// of its headers.
     #[arg(long, env = "PUSHLAB_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub body_timeout: Duration,
 

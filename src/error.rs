@@ -11,8 +11,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::MAX_BODY_BYTES;
 use crate::hub::StoreError;
-use crate::limits::BUSY_RETRY_AFTER;
+use crate::limits::{BUSY_RETRY_AFTER, BodyTimedOut};
 use crate::message::Invalid;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,9 @@ pub enum ApiError {
     /// Well-formed JSON whose fields break the message rules.
     #[error(transparent)]
     Invalid(#[from] Invalid),
-    /// The body was not JSON, not the right JSON, too large, or not labelled as JSON.
-    #[error("{}", .0.body_text())]
+    /// The body was not JSON, not the right JSON, too large, too slow, or not labelled
+    /// as JSON.
+    #[error("{}", json_problem(.0))]
     Json(#[from] JsonRejection),
     #[error("{}", .0.body_text())]
     Query(#[from] QueryRejection),
@@ -40,10 +42,17 @@ pub enum ApiError {
     /// A WebSocket handshake from a page of another site.
     #[error("origin {0} is not allowed to open a WebSocket here (see --allow-origin)")]
     ForeignOrigin(String),
-    #[error("no such endpoint: {0}; see docs/api.md for the API")]
+    #[error("no such endpoint: {}; see docs/api.md for the API", shortened(.0))]
     NotFound(String),
-    #[error("method {0} is not allowed on this endpoint; see docs/api.md for the API")]
+    #[error("method {} is not allowed on this endpoint; see docs/api.md for the API", shortened(.0))]
     MethodNotAllowed(String),
+    /// A request for a host name this server does not answer to (DNS rebinding).
+    #[error("this server does not answer to the host name {}; see --allow-host", shortened(.0))]
+    MisdirectedHost(String),
+    /// A request hyper could not parse, answered by the server itself (one of
+    /// [`ApiError::UNPARSABLE`]); see `server::parse_errors`.
+    #[error("{}", unparsable(*.0))]
+    Unparsable(StatusCode),
     /// The store could not keep the message (Redis unreachable, disk failing): nothing
     /// was stored, and the client should send it again. The store's own words, which
     /// name internal addresses, go to the log, not to the client.
@@ -56,7 +65,17 @@ pub enum ApiError {
 /// How long a client should wait before sending again a message the store refused.
 pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Longest client-sent text (a path, a method, a host) repeated in an error.
+const ECHOED_CHARS: usize = 64;
+
 impl ApiError {
+    /// The statuses hyper answers by itself to a request it cannot parse. (Its 414,
+    /// for a URI over 64 KiB, cannot happen: the whole head is limited to 32 KiB.)
+    pub const UNPARSABLE: [StatusCode; 2] = [
+        StatusCode::BAD_REQUEST,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    ];
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Query(_) => StatusCode::BAD_REQUEST,
@@ -69,6 +88,8 @@ impl ApiError {
             Self::ForeignOrigin(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::Unparsable(status) => *status,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -99,14 +120,63 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What was wrong with a JSON body, in the API's words rather than the library's.
+fn json_problem(rejection: &JsonRejection) -> String {
+    let cause = deepest_cause(rejection);
+    match rejection {
+        JsonRejection::JsonDataError(_) => format!("invalid message: {cause}"),
+        JsonRejection::JsonSyntaxError(_) => format!("the body is not valid JSON: {cause}"),
+        JsonRejection::MissingJsonContentType(_) => {
+            "send the message as JSON, with Content-Type: application/json".into()
+        }
+        _ if body_timed_out(rejection) => {
+            "the body did not arrive in time (--body-timeout); send it whole, at once".into()
+        }
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the body is over the length limit of {} KiB",
+            MAX_BODY_BYTES / 1024
+        ),
+        _ => format!("the body could not be read: {cause}"),
+    }
+}
+
+/// The innermost error under `error`: the parser's own words, without the layers
+/// that name Rust types.
+fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = error;
+    while let Some(cause) = deepest.source() {
+        deepest = cause;
+    }
+    deepest.to_string()
+}
+
 /// Whether the body could not be read because `--body-timeout` passed.
 fn body_timed_out(rejection: &JsonRejection) -> bool {
     let mut cause = std::error::Error::source(rejection);
     while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
+        if error.is::<BodyTimedOut>() {
             return true;
         }
         cause = error.source();
     }
     false
+}
+
+/// At most [`ECHOED_CHARS`] of a client's text, so that an error cannot be made to
+/// repeat kilobytes back.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(ECHOED_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Why hyper refused to parse a request, by the status it answered with.
+fn unparsable(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            "the request's URI and headers are too large: at most 32 KiB, and 100 headers"
+        }
+        _ => "the request could not be parsed: it is not well-formed HTTP/1.1",
+    }
 }

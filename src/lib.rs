@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod host;
 pub mod hub;
 pub mod limits;
 pub mod message;
@@ -26,22 +27,24 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{any, get};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower::util::MapRequestLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
+use crate::host::HostPolicy;
 use crate::hub::{Hub, StoreError};
-use crate::limits::{ConnectionCaps, PublishRate};
+use crate::limits::{ConnectionCaps, PublishRate, body_deadline};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
 use crate::stats::{ByHttp, Stats, TcpConnections};
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
-use server::Stalls;
+use server::{IdleConnections, Stalls};
 pub use server::{run, serve};
 
 /// Largest request body accepted, and largest WebSocket message (a message is at most
@@ -57,6 +60,9 @@ pub struct AppState {
     pub publish_rate: PublishRate,
     pub caps: ConnectionCaps,
     pub origins: OriginPolicy,
+    pub hosts: HostPolicy,
+    /// Open connections waiting for a request.
+    pub idle: Arc<IdleConnections>,
     /// Cancelled when the server begins shutting down: held long polls answer, SSE
     /// streams end and WebSockets close with 1001.
     pub shutdown: CancellationToken,
@@ -79,6 +85,8 @@ impl AppState {
             publish_rate: PublishRate::new(&config),
             caps: ConnectionCaps::new(&config),
             origins: OriginPolicy::new(&config.allow_origins),
+            hosts: HostPolicy::new(&config),
+            idle: Arc::new(IdleConnections::new(&config)),
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
@@ -93,6 +101,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
+    let host_check = middleware::from_fn_with_state(state.clone(), host::check);
     let api = Router::new()
         .route("/api/messages", get(short_poll::poll).post(api::publish))
         .route("/api/messages/long-poll", get(long_poll::long_poll))
@@ -115,12 +124,16 @@ pub fn app(state: Arc<AppState>) -> Router {
         None => api,
     };
     api.fallback_service(web)
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(MapRequestLayer::new(body_deadline(body_timeout)))
+        .layer(host_check)
         .layer(
             // One line per request at info level: with `--log-format json`, the
-            // structured request log.
+            // structured request log. The 5xx pushlab answers are refusals (no room,
+            // store unavailable), counted in /metrics: an ERROR line for each would
+            // let clients grow the log at will.
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
 }

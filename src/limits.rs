@@ -1,18 +1,26 @@
 //! Limits that keep one client from taking the server away from everyone else:
-//! a publish rate per client IP, and caps on the connections held open at once.
+//! a publish rate per client IP, caps on the connections held open at once, and a
+//! deadline for request bodies.
 //!
-//! Both answer with a clear error and a `Retry-After`, never by queueing: a 429 when a
-//! client publishes too fast, a 503 when there is no room for another held connection.
+//! The first two answer with a clear error and a `Retry-After`, never by queueing: a
+//! 429 when a client publishes too fast, a 503 when there is no room for another held
+//! connection. A body that does not arrive in time gets a 408.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -129,5 +137,62 @@ impl ConnectionCaps {
 
     fn lock(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `--body-timeout` over the whole body: gives `request` a body that fails with
+/// [`BodyTimedOut`] unless it has arrived in full `limit` after the headers, however
+/// it trickles in. (tower-http's `RequestBodyTimeoutLayer` restarts its clock at every
+/// chunk, so a client sending a byte a second would hold its request forever.)
+pub fn body_deadline(limit: Duration) -> impl Fn(Request) -> Request + Clone {
+    move |request| {
+        let deadline = Instant::now() + limit;
+        request.map(|body| {
+            Body::new(DeadlineBody {
+                body,
+                deadline,
+                timer: None,
+            })
+        })
+    }
+}
+
+/// The request body did not arrive within `--body-timeout` (answered with 408).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within --body-timeout")]
+pub struct BodyTimedOut;
+
+struct DeadlineBody {
+    body: Body,
+    deadline: Instant,
+    /// Started when the body first makes the reader wait: most bodies never do.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -186,6 +186,11 @@ impl Collector for Scrape {
                 "Messages this instance holds in memory.",
                 bounds.newest + 1 - bounds.oldest,
             ),
+            (
+                "pushlab_idle_connections",
+                "Open connections waiting for a request.",
+                self.0.idle.count() as u64,
+            ),
         ];
         for (name, help, value) in gauges {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
@@ -221,6 +226,26 @@ impl Collector for Scrape {
                 "pushlab_refused_origins",
                 "WebSocket handshakes refused for a foreign Origin (HTTP 403).",
                 self.0.origins.refused(),
+            ),
+            (
+                "pushlab_refused_hosts",
+                "Requests refused for a host name this server does not answer to (HTTP 421).",
+                self.0.hosts.refused(),
+            ),
+            (
+                "pushlab_idle_timeouts",
+                "Connections closed because no request came in time (--header-timeout, --keep-alive-timeout).",
+                self.0.idle.timed_out(),
+            ),
+            (
+                "pushlab_idle_shed",
+                "Idle connections closed to make room (--max-idle-connections, or out of file descriptors).",
+                self.0.idle.shed(),
+            ),
+            (
+                "pushlab_accept_failures",
+                "Connections the server could not accept (out of file descriptors, most likely).",
+                self.0.idle.accept_failures(),
             ),
         ];
         for (name, help, value) in counters {

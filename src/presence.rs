@@ -20,9 +20,13 @@ use crate::stats::{HttpVersion, Transport};
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.
 pub const POLLER_GRACE: Duration = Duration::from_secs(35);
 
-/// The most clients listed at once, so that made-up `client` ids cannot grow the
+/// The most clients remembered at once, so that made-up `client` ids cannot grow the
 /// list without bound.
 pub const MAX_SEATS: usize = 10_000;
+
+/// The most clients one `GET /api/presence` answer lists (the first, by name): at most
+/// about 60 KB, however many made-up ids are online.
+pub const MAX_LISTED: usize = 200;
 
 /// The optional `client` and `name` query parameters every transport accepts.
 #[derive(Debug, Default, Deserialize)]
@@ -54,7 +58,9 @@ pub struct Presence {
 
 struct Seen {
     name: Option<String>,
-    carrier: Carrier,
+    /// The HTTP and the TCP connection of the latest request.
+    http: HttpVersion,
+    connection: u64,
     /// Open push connections; always 0 for pollers.
     connections: usize,
     last: Instant,
@@ -99,7 +105,7 @@ impl Presence {
     /// A client arrived: a push client stays listed until [`Presence::leave`], a
     /// poller for [`POLLER_GRACE`].
     /// Past [`MAX_SEATS`] a newcomer is not listed (it is served all the same).
-    pub fn arrive(&self, seat: &Seat, name: Option<&str>, carrier: Carrier) {
+    pub fn arrive(&self, seat: &Seat, name: Option<&str>, carrier: &Carrier) {
         let mut seen = self.lock();
         if !seen.contains_key(seat) && seen.len() >= MAX_SEATS {
             forget_gone(&mut seen);
@@ -109,12 +115,14 @@ impl Presence {
         }
         let entry = seen.entry(seat.clone()).or_insert(Seen {
             name: None,
-            carrier,
+            http: carrier.http,
+            connection: carrier.id,
             connections: 0,
             last: Instant::now(),
         });
         entry.name = name.map(str::to_owned);
-        entry.carrier = carrier;
+        entry.http = carrier.http;
+        entry.connection = carrier.id;
         entry.last = Instant::now();
         if seat.1.is_push() {
             entry.connections += 1;
@@ -135,22 +143,31 @@ impl Presence {
         }
     }
 
-    /// Everyone online now, sorted by name then client.
-    pub fn online(&self) -> Vec<Online> {
+    /// How many are online now, and the first [`MAX_LISTED`] of them, sorted by name
+    /// then client.
+    pub fn online(&self) -> (usize, Vec<Online>) {
         let mut seen = self.lock();
         forget_gone(&mut seen);
-        let mut online: Vec<Online> = seen
-            .iter()
+        let mut online: Vec<(&Seat, &Seen)> = seen.iter().collect();
+        let by_name = |(a, s): &(&Seat, &Seen), (b, t): &(&Seat, &Seen)| {
+            (&s.name, &a.0, a.1 as u8).cmp(&(&t.name, &b.0, b.1 as u8))
+        };
+        if online.len() > MAX_LISTED {
+            online.select_nth_unstable_by(MAX_LISTED, by_name);
+            online.truncate(MAX_LISTED);
+        }
+        online.sort_unstable_by(by_name);
+        let listed = online
+            .into_iter()
             .map(|((client, transport), s)| Online {
                 client: client.clone(),
                 name: s.name.clone(),
                 transport: *transport,
-                http: s.carrier.http,
-                connection: s.carrier.id,
+                http: s.http,
+                connection: s.connection,
             })
             .collect();
-        online.sort_by(|a, b| (&a.name, &a.client).cmp(&(&b.name, &b.client)));
-        online
+        (seen.len(), listed)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Seat, Seen>> {

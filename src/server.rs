@@ -1,24 +1,37 @@
-//! Accepting connections and shutting down, with the timeouts a public server needs.
+//! Accepting connections and shutting down, with the limits a public server needs.
 //!
 //! `axum::serve` would do for a demo, but it sets no timer, so a client could take
-//! forever to send its request headers (slowloris). This loop is axum's, with:
+//! forever to send its request, or open connections and never send anything. This
+//! loop is axum's, with:
 //!
-//! - HTTP/1.1 only on plain TCP (what browsers speak to a plain-HTTP server), with
-//!   hyper's header-read timeout switched on; with `--tls`, a TLS handshake first
-//!   ([`crate::tls`], within the header timeout), then HTTP/2 or HTTP/1.1 as the
-//!   handshake's ALPN decided, HTTP/2 with its own limits ([`http2`]);
+//! - HTTP/1.1 only on plain TCP (what browsers speak to a plain-HTTP server, and what
+//!   WebSocket upgrades need). hyper's HTTP/1 connection refuses the HTTP/2 preface of
+//!   a cleartext HTTP/2 (h2c) client by closing the connection: HTTP/2 comes with
+//!   HTTPS, where browsers use it. With `--tls`, the TLS handshake comes first
+//!   ([`crate::tls`]), then HTTP/2 or HTTP/1.1 as its ALPN decided, HTTP/2 with limits
+//!   of its own ([`http2`]);
+//! - deadlines and a cap for idle connections, so that silent sockets cannot use up
+//!   the file descriptors (see [`idle`]); when accepting fails anyway, the accept loop
+//!   closes the oldest idle connection and backs off, logging once, not per attempt;
 //! - a write deadline on every socket (`WriteDeadline`): a client that stops reading
 //!   until its socket is full is disconnected, so a stalled SSE stream or WebSocket
 //!   cannot hold its connection, task and buffers forever;
+//! - JSON bodies for the errors hyper answers by itself (see [`parse_errors`]);
+//! - memory handed back to the system after a flood of connections (see [`memory`]);
 //! - the client's address attached to each request, for the per-IP limits;
 //! - a bounded graceful shutdown:
 //!   1. stop accepting;
-//!   2. cancel [`AppState::shutdown`]: held long polls answer at once, SSE streams end,
-//!      WebSockets send close 1001 ("going away");
+//!   2. cancel [`AppState::shutdown`]: idle connections close, held long polls answer
+//!      at once, SSE streams end, WebSockets send close 1001 ("going away");
 //!   3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
 
 mod http2;
+mod idle;
+mod memory;
+mod parse_errors;
 
+use std::convert::Infallible;
+use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -32,14 +45,15 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
+use hyper::server::conn::http1;
+use hyper::service::{HttpService, service_fn};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep, timeout};
 use tokio_util::either::Either;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::Config;
@@ -47,8 +61,35 @@ use crate::stats::HttpVersion;
 use crate::tls::Tls;
 use crate::{AppState, app};
 
+use idle::{Connection, ServingBody};
+pub use idle::{IdleConnections, Serving};
+use parse_errors::ParseErrorsAsJson;
+
 /// The address of the client that sent a request (set by [`run`]).
 pub type ClientAddr = ConnectInfo<SocketAddr>;
+
+/// Largest request head (request line and headers) accepted; past it, 431. Browsers
+/// send a few hundred bytes to pushlab, more only with big cookies for the host. Over
+/// HTTP/2, the largest decoded header list.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// The TCP connection a request came on (in its extensions): its number, in order of
+/// acceptance, and the HTTP it speaks. On HTTP/2 every request of a page shares one.
+#[derive(Clone)]
+pub struct Carrier {
+    pub id: u64,
+    pub http: HttpVersion,
+    connection: Arc<Connection>,
+}
+
+impl Carrier {
+    /// Keeps the connection serving, not idle, until the guard is dropped: for a
+    /// request upgraded to a socket that outlives its response (over HTTP/2 a stream
+    /// of a connection that must not be closed as idle under it).
+    pub fn hold(&self) -> Serving {
+        self.connection.serving()
+    }
+}
 
 /// Opens the store, then serves until `shutdown` completes; see [`run`].
 pub async fn serve(
@@ -69,23 +110,21 @@ pub async fn run(
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let config = &state.config;
-    let mut http1 = Builder::new(TokioExecutor::new()).http1_only();
-    http1
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout);
-    let builders = Arc::new(Builders {
-        http1,
-        http2: http2::builder(config),
-    });
-    let handshake_deadline = config.header_timeout;
+    let mut http = http1::Builder::new();
+    http.max_header_size(MAX_HEAD_BYTES);
+    let builders = Arc::new((http, http2::builder(&state.config)));
     let tls = tls.map(Arc::new);
-    let write_deadline = config.slow_client_timeout * 2;
-    let grace = config.shutdown_grace;
-    let app = app(state.clone());
-    let connections = GracefulShutdown::new();
     let mut accepted: u64 = 0;
+    let write_deadline = state.config.slow_client_timeout * 2;
+    let grace = state.config.shutdown_grace;
+    let app = app(state.clone());
+    let connections = TaskTracker::new();
+    let mut trouble = AcceptTrouble::default();
+    tokio::spawn(memory::give_back_after_floods(
+        connections.clone(),
+        state.sockets.clone(),
+        state.shutdown.clone(),
+    ));
 
     tokio::pin!(shutdown);
     loop {
@@ -93,57 +132,83 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    // Out of file descriptors, most likely: back off, don't spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    trouble.handle(error, &state.idle).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        trouble.over();
         let _ = stream.set_nodelay(true);
         accepted += 1;
+        let (connection, made_room) = state.idle.open();
+        let io = WriteDeadline::new(stream, write_deadline, state.clone());
+        let (app, state, tls, builders) =
+            (app.clone(), state.clone(), tls.clone(), builders.clone());
         let id = accepted;
-        let mut io = WriteDeadline::new(stream, write_deadline, state.clone());
-        let (builders, tls, watcher) = (builders.clone(), tls.clone(), connections.watcher());
-        let (app, state) = (app.clone(), state.clone());
-        tokio::spawn(async move {
-            // The seam between plain HTTP and HTTPS: TLS, if any, picks the HTTP.
-            let (io, http) = match tls {
-                None => {
-                    io.count_as(HttpVersion::Http1);
-                    (Either::Left(io), HttpVersion::Http1)
-                }
-                Some(tls) => match tls.handshake(io, handshake_deadline).await {
-                    Ok((mut io, version)) => {
-                        io.get_mut().0.count_as(version);
-                        (Either::Right(io), version)
-                    }
-                    Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
+        connections.spawn(async move {
+            // The seam between plain HTTP and HTTPS: TLS, if any, picks the HTTP. The
+            // handshake is part of the first request's time (--header-timeout), and an
+            // idle connection shed to make room may be one still shaking hands.
+            let (mut io, http) = match tls {
+                None => (Either::Left(io), HttpVersion::Http1),
+                Some(tls) => tokio::select! {
+                    shaken = tls.handshake(io) => match shaken {
+                        Ok((io, http)) => (Either::Right(io), http),
+                        Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
+                    },
+                    () = connection.expired() => return,
                 },
             };
-            let carrier = Carrier { id, http };
-            let service = app.map_request(move |mut request: Request<Incoming>| {
+            socket_of(&mut io).count_as(http);
+            let carrier = Carrier {
+                id,
+                http,
+                connection: connection.clone(),
+            };
+            let service = service_fn(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
-                request.extensions_mut().insert(carrier);
-                request.map(Body::new)
+                let serving = carrier.hold();
+                request.extensions_mut().insert(carrier.clone());
+                let response = app.clone().oneshot(request.map(Body::new));
+                async move {
+                    let response = response.await?;
+                    Ok::<_, Infallible>(response.map(|body| ServingBody::new(body, serving)))
+                }
             });
-            let service = TowerToHyperService::new(service);
-            let ended = builders.serve(http, io, service, watcher).await;
+            let shutdown = state.shutdown.clone();
+            let (http1, http2) = &*builders;
+            let ended = match http {
+                HttpVersion::Http1 => {
+                    let io = TokioIo::new(ParseErrorsAsJson::new(io));
+                    let served = http1.serve_connection(io, service).with_upgrades();
+                    serve_connection(served, connection, shutdown).await
+                }
+                HttpVersion::Http2 => {
+                    let served = http2.serve_connection(TokioIo::new(io), service);
+                    serve_connection(served, connection, shutdown).await
+                }
+            };
             if let Err(error) = ended {
-                if http == HttpVersion::Http2 && http2::unanswered_ping(&*error) {
+                if http == HttpVersion::Http2 && http2::unanswered_ping(&error) {
                     state.stalls.0.fetch_add(1, Relaxed);
                 }
                 tracing::debug!(%error, "connection ended with an error");
             }
         });
+        if let Some(closed) = made_room {
+            // Under a flood of new connections, take the next one only once the one
+            // closed to make room is gone: descriptors stay within the cap.
+            let _ = timeout(Duration::from_secs(1), closed.cancelled()).await;
+        }
     }
 
     drop(listener);
     state.shutdown.cancel();
     state.sockets.close();
+    connections.close();
     let finished = async {
-        connections.shutdown().await;
+        connections.wait().await;
         state.sockets.wait().await;
     };
     if tokio::time::timeout(grace, finished).await.is_err() {
@@ -152,12 +217,134 @@ pub async fn run(
     Ok(())
 }
 
-/// The TCP connection a request came on: its number (in order of acceptance) and the
-/// HTTP it speaks. On HTTP/2 every request of a page shares one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Carrier {
-    pub id: u64,
-    pub http: HttpVersion,
+/// Drives one HTTP connection until it ends, is closed as idle, or the server shuts
+/// down (then it finishes the requests in progress, if any, and closes: on HTTP/2
+/// after a GOAWAY).
+async fn serve_connection<C: Graceful>(
+    served: C,
+    connection: Arc<Connection>,
+    shutdown: CancellationToken,
+) -> Result<(), hyper::Error> {
+    tokio::pin!(served);
+    tokio::select! {
+        ended = served.as_mut() => ended,
+        // Dropping the connection closes its socket; no request is in progress.
+        () = connection.expired() => Ok(()),
+        () = shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    }
+}
+
+/// A connection hyper can be asked to close gracefully: HTTP/1.1 (after the request in
+/// progress) or HTTP/2 (GOAWAY, then the streams in progress finish).
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
+    }
+}
+
+/// Failed accepts: the process is most likely out of file descriptors. Each failure
+/// closes the connection idle longest and waits for its descriptor to be free; with
+/// none idle, it waits a little longer each time, up to a second. Counted in
+/// `/metrics`, logged at most once a minute: a flood must not flood the log too.
+#[derive(Default)]
+struct AcceptTrouble {
+    /// Failures since the last success, for the backoff.
+    in_a_row: u32,
+    /// Failures since the last log line, and when that was.
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+/// How often accept failures may be logged.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl AcceptTrouble {
+    /// Waits before the next accept.
+    async fn handle(&mut self, error: io::Error, idle: &IdleConnections) {
+        if matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+        ) {
+            return; // that client gave up before we took its connection: no trouble
+        }
+        idle.accept_failed();
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= ACCEPT_LOG_EVERY)
+        {
+            tracing::warn!(
+                %error,
+                failures = self.unlogged,
+                "accept failed; closing idle connections to make room (logged once a minute)"
+            );
+            self.unlogged = 0;
+            self.logged_at = Some(Instant::now());
+        }
+        self.in_a_row += 1;
+        match idle.close_oldest() {
+            Some(closed) => {
+                let _ = timeout(Duration::from_secs(1), closed.cancelled()).await;
+            }
+            None => {
+                let wait = Duration::from_millis(10 << self.in_a_row.min(7));
+                tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+            }
+        }
+    }
+
+    /// An accept succeeded.
+    fn over(&mut self) {
+        self.in_a_row = 0;
+    }
+}
+
+/// Connections cut because the client stopped reading (see `WriteDeadline`).
+#[derive(Debug, Default)]
+pub struct Stalls(AtomicU64);
+
+impl Stalls {
+    pub fn count(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// The socket under TLS, if any.
+fn socket_of(
+    io: &mut Either<WriteDeadline, tokio_rustls::server::TlsStream<WriteDeadline>>,
+) -> &mut WriteDeadline {
+    match io {
+        Either::Left(socket) => socket,
+        Either::Right(tls) => tls.get_mut().0,
+    }
 }
 
 /// Counts a TCP connection as open, by its HTTP, until dropped.
@@ -175,51 +362,6 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.connections.of(self.1).open.fetch_sub(1, Relaxed);
-    }
-}
-
-/// How connections are served, per HTTP version.
-struct Builders {
-    http1: Builder<TokioExecutor>,
-    http2: Builder<TokioExecutor>,
-}
-
-impl Builders {
-    /// Serves one connection until it ends; `watcher` shuts it down gracefully when
-    /// the server does (HTTP/1.1: after the request in progress; HTTP/2: GOAWAY, then
-    /// the streams in progress finish).
-    async fn serve<I, S>(
-        &self,
-        version: HttpVersion,
-        io: I,
-        service: S,
-        watcher: Watcher,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let builder = match version {
-            HttpVersion::Http1 => &self.http1,
-            HttpVersion::Http2 => &self.http2,
-        };
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        watcher.watch(connection).await
-    }
-}
-
-/// Connections cut because the client stopped reading (see `WriteDeadline`).
-#[derive(Debug, Default)]
-pub struct Stalls(AtomicU64);
-
-impl Stalls {
-    pub fn count(&self) -> u64 {
-        self.0.load(Relaxed)
     }
 }
 

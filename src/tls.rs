@@ -21,16 +21,15 @@
 //! for it, so browsers warn once, and the SHA-256 fingerprint printed at start lets
 //! the user check that the certificate the browser shows is this server's.
 //!
-//! The handshake has a deadline, `--header-timeout`: a client that connects and then
-//! says nothing, or sends its hello a byte at a time, is cut off like one that is
-//! slow to send its request headers.
+//! The handshake counts in the time a new connection has to send its first request
+//! (`--header-timeout`): a client that connects and then says nothing, or sends its
+//! hello a byte at a time, is cut off like one that is slow to send its headers.
 
 use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -109,20 +108,14 @@ impl Tls {
         self.self_signed
     }
 
-    /// Runs the TLS handshake on an accepted connection, within `deadline`, and says
-    /// which HTTP the client and server agreed on. A client that offers no ALPN
-    /// (curl --http1.1, old tools) gets HTTP/1.1.
-    pub async fn handshake<IO>(
-        &self,
-        io: IO,
-        deadline: Duration,
-    ) -> io::Result<(TlsStream<IO>, HttpVersion)>
+    /// Runs the TLS handshake on an accepted connection and says which HTTP the
+    /// client and server agreed on. A client that offers no ALPN (curl --http1.1, old
+    /// tools) gets HTTP/1.1. The caller bounds its time.
+    pub async fn handshake<IO>(&self, io: IO) -> io::Result<(TlsStream<IO>, HttpVersion)>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let stream = tokio::time::timeout(deadline, self.acceptor.accept(io))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake too slow"))??;
+        let stream = self.acceptor.accept(io).await?;
         let version = match stream.get_ref().1.alpn_protocol() {
             Some(b"h2") => HttpVersion::Http2,
             _ => HttpVersion::Http1,

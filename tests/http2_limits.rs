@@ -231,6 +231,54 @@ async fn a_silent_tls_handshake_is_cut_off() {
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_no_request_after_tls_is_closed() {
+    let server = Server::start_tls(&["--header-timeout", "0.3"]).await;
+    // TLS, the HTTP/2 preface and SETTINGS, then nothing: no request ever comes.
+    let mut raw = RawH2::connect(&server).await;
+    assert!(
+        raw.read_until(|_| false).await.is_none(),
+        "the server closes the connection"
+    );
+}
+
+/// On HTTP/2 a connection is idle only when none of its streams is in progress: a
+/// short request that ends beside a held SSE stream, or a WebSocket on a stream whose
+/// CONNECT was answered long ago, must not let the keep-alive timeout close it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_with_a_stream_in_progress_is_never_idle() {
+    let server = Server::start_tls(&["--keep-alive-timeout", "600"]).await;
+    let idle_connections = |metrics: String| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("pushlab_idle_connections "))
+            .unwrap()
+            .to_owned();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let scrape = |h2: H2| async move {
+        let body = http_body_util::BodyExt::collect(h2.get("/metrics").await.into_body());
+        String::from_utf8(body.await.unwrap().to_bytes().to_vec()).unwrap()
+    };
+    let observer = H2::connect(&server).await;
+
+    let with_sse = H2::connect(&server).await;
+    let sse = with_sse.sse("").await;
+    assert_eq!(with_sse.get_json("/healthz").await.0, 200); // ends beside the stream
+    let with_ws = H2::connect(&server).await;
+    let mut ws = with_ws.websocket("").await;
+    // The observer is serving its own scrape: no connection is idle.
+    assert_eq!(idle_connections(scrape(observer.clone()).await), 0);
+
+    // Once the streams end, the connections are idle again.
+    drop(sse);
+    ws.socket.close(None).await.unwrap();
+    eventually("both connections to be idle", || async {
+        idle_connections(scrape(observer.clone()).await) == 2
+    })
+    .await;
+}
+
 /// A stream of body frames from a channel.
 fn tokio_stream_of<T: Send + 'static>(
     mut receiver: tokio::sync::mpsc::Receiver<T>,

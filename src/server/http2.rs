@@ -10,7 +10,7 @@
 //! - **streams at once** per connection: `--h2-max-streams` (100), announced in
 //!   SETTINGS; a stream over it is refused (RST_STREAM REFUSED_STREAM) before it
 //!   reaches the app;
-//! - **header list**: at most [`MAX_HEADER_LIST_BYTES`] of decoded headers per request
+//! - **header list**: at most 32 KiB of decoded headers per request, as over HTTP/1.1
 //!   (announced as SETTINGS_MAX_HEADER_LIST_SIZE); HPACK lets a few bytes on the wire
 //!   name large headers, so the limit is on what they decode to;
 //! - **rapid reset** (CVE-2023-44487): a client that opens streams and cancels them
@@ -31,13 +31,11 @@
 //!   the write deadline on the socket, and the connection caps: a stream held by SSE,
 //!   a long poll or a WebSocket counts as a held connection, whatever carries it.
 
+use hyper::server::conn::http2::Builder;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
 
+use super::MAX_HEAD_BYTES;
 use crate::config::Config;
-
-/// Largest decoded header list of one request.
-pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 
 /// Streams a client may cancel before the server accepted them, per connection.
 pub const MAX_PENDING_RESETS: usize = 20;
@@ -53,13 +51,12 @@ pub const CONNECTION_WINDOW: u32 = 256 * 1024;
 
 /// The builder for HTTP/2 connections.
 pub fn builder(config: &Config) -> Builder<TokioExecutor> {
-    let mut builder = Builder::new(TokioExecutor::new()).http2_only();
+    let mut builder = Builder::new(TokioExecutor::new());
     builder
-        .http2()
         .timer(TokioTimer::new())
         .enable_connect_protocol()
         .max_concurrent_streams(config.h2_max_streams)
-        .max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(MAX_ERROR_RESETS)
         .initial_stream_window_size(STREAM_WINDOW)
@@ -70,8 +67,6 @@ pub fn builder(config: &Config) -> Builder<TokioExecutor> {
 }
 
 /// Whether a connection ended because its client left a PING unanswered.
-pub fn unanswered_ping(error: &(dyn std::error::Error + 'static)) -> bool {
-    error
-        .downcast_ref::<hyper::Error>()
-        .is_some_and(hyper::Error::is_timeout)
+pub fn unanswered_ping(error: &hyper::Error) -> bool {
+    error.is_timeout()
 }

@@ -50,7 +50,7 @@ pub async fn long_poll(
 ) -> Result<Response, ApiError> {
     let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
     let mut attendance =
-        Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip(), carrier)?;
+        Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip(), &carrier)?;
     let deadline = Instant::now() + hold;
     app.hub.settle(cursor).await;
     loop {

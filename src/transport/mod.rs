@@ -51,7 +51,7 @@ impl Attendance {
         transport: Transport,
         visitor: &Visitor,
         ip: IpAddr,
-        carrier: Carrier,
+        carrier: &Carrier,
     ) -> Result<Self, ApiError> {
         let seat = visitor.seat(transport)?;
         if transport.holds_connection() {

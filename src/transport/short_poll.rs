@@ -44,7 +44,7 @@ pub async fn poll(
 ) -> Result<Response, ApiError> {
     let (cursor, limit) = (params.cursor()?, params.limit()?);
     let mut attendance =
-        Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip(), carrier)?;
+        Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip(), &carrier)?;
     app.hub.settle(cursor).await;
     Ok(answer(&mut attendance, cursor, app.hub.page(cursor, limit)))
 }

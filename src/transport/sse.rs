@@ -60,7 +60,7 @@ pub async fn events(
     Query(visitor): Query<Visitor>,
 ) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &params)?;
-    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip(), carrier)?;
+    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip(), &carrier)?;
     let events =
         stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
     let keep_alive = KeepAlive::new()

@@ -14,11 +14,13 @@
 //! publishes it. A message sent over the socket comes back to its sender like to
 //! everyone else, by the hub, with its id.
 //!
-//! A connection can end four ways besides the client closing it, each with its close
-//! code: the server shuts down (1001), the client stops reading so a frame cannot be
-//! written within `--slow-client-timeout` (1013, "try again later": it may reconnect
-//! from its cursor), the client sends a message over the size limit (1009), or it stops
-//! answering pings (dropped: nobody is there to read a close frame).
+//! A connection can end in several ways besides the client closing it (answered with
+//! a close frame of its own), each with its close code: the server shuts down (1001),
+//! the client stops reading so a frame cannot be written within
+//! `--slow-client-timeout` (1013, "try again later": it may reconnect from its cursor),
+//! the client sends a message over the size limit (1009), a text frame that is not
+//! UTF-8 (1007) or a broken frame (1002), or it stops answering pings (dropped: nobody
+//! is there to read a close frame).
 //!
 //! Cost: one open connection per client, and a small binary frame header (2–14 bytes)
 //! per message instead of HTTP headers. Gain: the lowest latency and overhead, and the
@@ -41,7 +43,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Extension, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -58,8 +60,8 @@ use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
 use crate::message::{NewMessage, Via};
 use crate::presence::Visitor;
-use crate::server::{Carrier, ClientAddr};
-use crate::stats::{Counters, Transport};
+use crate::server::{Carrier, ClientAddr, Serving};
+use crate::stats::{Counters, HttpVersion, Transport};
 use crate::{AppState, MAX_BODY_BYTES};
 
 /// Each socket's read buffer (see `upgrade`).
@@ -67,7 +69,11 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// What a client may send.
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    expecting = r#"an object with a "type""#
+)]
 enum ClientFrame {
     Send(NewMessage),
 }
@@ -82,6 +88,7 @@ enum FromReader {
 
 /// `GET /api/ws?since=ID` (HTTP/1.1) or `CONNECT` (HTTP/2): checks the page's origin,
 /// then upgrades.
+#[allow(clippy::too_many_arguments)] // axum extractors: each one input of the handshake
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     ConnectInfo(client): ClientAddr,
@@ -93,21 +100,40 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws?;
+    // HTTP/1.1's Upgrade carries a key; HTTP/2's extended CONNECT has none (RFC 8441).
+    let keyed = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .is_some_and(|key| is_handshake_key(key.as_bytes()));
+    if carrier.http == HttpVersion::Http1 && !keyed {
+        return Err(ApiError::BadRequest(
+            "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455)".into(),
+        ));
+    }
     app.origins.check(&headers, &uri)?;
     let cursor = params.cursor()?;
-    let attendance = Attendance::begin(&app, Transport::Websocket, &visitor, client.ip(), carrier)?;
+    let attendance =
+        Attendance::begin(&app, Transport::Websocket, &visitor, client.ip(), &carrier)?;
     // Taken before the upgrade completes, so that a shutdown in between still waits
     // for this socket's close frame.
-    let tracked = app.sockets.token();
+    let holds = Holds {
+        _close_awaited: app.sockets.token(),
+        _connection_in_use: carrier.hold(),
+    };
     Ok(ws
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)
         // The library reserves a 128 KiB read buffer per socket by default; clients
         // send small frames, so 4 KiB keeps an idle connection cheap.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
-            connection(socket, app, attendance, cursor, client.ip(), tracked)
-        }))
+        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, client.ip(), holds)))
+}
+
+/// What a socket keeps for as long as it lives: shutdown waits for its close frame,
+/// and its connection is in use (over HTTP/2 the socket is one stream of a connection
+/// that must not be closed as idle under it).
+struct Holds {
+    _close_awaited: TaskTrackerToken,
+    _connection_in_use: Serving,
 }
 
 /// One client's connection, from upgrade to close.
@@ -117,7 +143,7 @@ async fn connection(
     attendance: Attendance,
     cursor: Cursor,
     ip: IpAddr,
-    _tracked: TaskTrackerToken, // shutdown waits for the close frame while this lives
+    _holds: Holds,
 ) {
     let config = &app.config;
     let (mut sink, stream) = socket.split();
@@ -183,7 +209,9 @@ async fn read_frames(
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
             Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
-            Ok(Message::Close(_)) => break,
+            // Read on: the next read sends the library's answering close frame, and
+            // then ends the stream.
+            Ok(Message::Close(_)) => continue,
             Err(error) => {
                 let _ = to_writer.send(FromReader::Write(refusal(error))).await;
                 break;
@@ -230,7 +258,18 @@ fn encode(attendance: &Attendance, delivery: Delivery) -> Message {
     Message::text(frame)
 }
 
-/// The close frame for a read that failed: too big (1009), or broken framing (1002).
+/// Whether a `Sec-WebSocket-Key` is what RFC 6455 asks for: 16 bytes in base64, which
+/// is 22 characters, the last of them carrying 2 bits, then `==`.
+fn is_handshake_key(key: &[u8]) -> bool {
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24
+        && key[..21].iter().all(base64)
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+        && key.ends_with(b"==")
+}
+
+/// The close frame for a read that failed: too big (1009), a text frame that is not
+/// UTF-8 (1007), or broken framing (1002).
 fn refusal(error: axum::Error) -> Message {
     match error
         .into_inner()
@@ -241,6 +280,7 @@ fn refusal(error: axum::Error) -> Message {
             close_code::SIZE,
             "message too big: at most 16 KiB (a message text is at most 2000 characters)",
         ),
+        Ok(tungstenite::Error::Utf8(_)) => close(close_code::INVALID, "text frame is not UTF-8"),
         _ => close(close_code::PROTOCOL, "malformed WebSocket frame"),
     }
 }

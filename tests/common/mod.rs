@@ -199,7 +199,7 @@ impl SseClient {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
         tokio::spawn(connection);
         let request = hyper::Request::get(format!("/api/events{query}"))
-            .header("host", "pushlab")
+            .header("host", "localhost")
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .unwrap();
         let response = sender.send_request(request).await.unwrap();
