@@ -9,7 +9,7 @@ use crate::bench::tally::Receipts;
 use crate::transport::long_poll::MAX_HOLD;
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
-    let mut http = connect_gated(run, HttpConnection::open(run.server, index, &run.wire)).await?;
+    let mut http = connect_gated(run, HttpConnection::open(&run.server, index, &run.wire)).await?;
     let mut cursor = run.since;
     loop {
         let path = format!(

@@ -16,7 +16,7 @@ use crate::bench::tally::Receipts;
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
-        let mut http = HttpConnection::open(run.server, index, &run.wire).await?;
+        let mut http = HttpConnection::open(&run.server, index, &run.wire).await?;
         let path = format!("/api/events?since={}", run.since);
         let response = http.send(Method::GET, &path, None).await?;
         // Counted before the subscriber counts as connected (see `Run::requests`).
