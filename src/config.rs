@@ -149,6 +149,12 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub body_timeout: Duration,
 
+    /// The wire tap (`GET /api/tap/{id}`): the page's wire log shows the real bytes of
+    /// the page's own connections. `auto` turns it on when listening on a loopback
+    /// address only, and off otherwise (see docs/reliability.md).
+    #[arg(long, env = "PUSHLAB_WIRE_TAP", value_enum, default_value_t = WireTap::Auto)]
+    pub wire_tap: WireTap,
+
     /// Seconds to wait at shutdown for connections to finish before exiting anyway.
     #[arg(long, env = "PUSHLAB_SHUTDOWN_GRACE", default_value = "5", value_parser = seconds)]
     pub shutdown_grace: Duration,
@@ -175,4 +181,12 @@ fn seconds(raw: &str) -> Result<Duration, String> {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `--wire-tap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WireTap {
+    Auto,
+    On,
+    Off,
 }

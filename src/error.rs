@@ -42,6 +42,9 @@ pub enum ApiError {
     /// A WebSocket handshake from a page of another site.
     #[error("origin {0} is not allowed to open a WebSocket here (see --allow-origin)")]
     ForeignOrigin(String),
+    /// `GET /api/tap/…` on a server started with the tap off.
+    #[error("the wire tap is off on this server (see --wire-tap)")]
+    TapOff,
     #[error("no such endpoint: {}; see docs/api.md for the API", shortened(.0))]
     NotFound(String),
     #[error("method {} is not allowed on this endpoint; see docs/api.md for the API", shortened(.0))]
@@ -85,7 +88,7 @@ impl ApiError {
             Self::NotWebSocket(rejection) => rejection.status(),
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::ForeignOrigin(_) => StatusCode::FORBIDDEN,
+            Self::ForeignOrigin(_) | Self::TapOff => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,

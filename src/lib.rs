@@ -19,6 +19,7 @@ pub mod origin;
 pub mod presence;
 pub mod server;
 pub mod stats;
+pub mod tap;
 pub mod tls;
 pub mod transport;
 pub mod web;
@@ -42,6 +43,7 @@ use crate::limits::{ConnectionCaps, PublishRate, body_deadline};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
 use crate::stats::{ByHttp, Stats, TcpConnections};
+use crate::tap::Taps;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
 use server::{IdleConnections, Stalls};
@@ -73,6 +75,8 @@ pub struct AppState {
     pub stalls: Stalls,
     /// TCP connections, by the HTTP they speak.
     pub connections: ByHttp<TcpConnections>,
+    /// The wire taps clients have open (see [`tap`]).
+    pub taps: Arc<Taps>,
 }
 
 impl AppState {
@@ -91,6 +95,7 @@ impl AppState {
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
             connections: ByHttp::default(),
+            taps: Arc::new(Taps::new(config.wire_tap, config.addr.ip().is_loopback())),
             config,
         })
     }
@@ -115,9 +120,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/presence", get(api::presence))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/tap/{id}", get(tap::read))
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), tap::attach))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),

@@ -58,6 +58,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::stats::HttpVersion;
+use crate::tap::Tapped;
 use crate::tls::Tls;
 use crate::{AppState, app};
 
@@ -141,6 +142,8 @@ pub async fn run(
         trouble.over();
         let _ = stream.set_nodelay(true);
         accepted += 1;
+        // The wire tap's one seam: what this connection reads and writes (see `tap`).
+        let tap = state.taps.connection();
         let (connection, made_room) = state.idle.open();
         let io = WriteDeadline::new(stream, write_deadline, state.clone());
         let (app, state, tls, builders) =
@@ -161,6 +164,11 @@ pub async fn run(
                 },
             };
             socket_of(&mut io).count_as(http);
+            // The tap sits above TLS: it shows what the client sent, decrypted.
+            if let Some(tap) = tap.as_ref().filter(|_| http == HttpVersion::Http2) {
+                tap.speaks_http2();
+            }
+            let io = Tapped::new(io, tap.clone());
             let carrier = Carrier {
                 id,
                 http,
@@ -168,6 +176,9 @@ pub async fn run(
             };
             let service = service_fn(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
+                if let Some(tap) = &tap {
+                    request.extensions_mut().insert(tap.clone());
+                }
                 let serving = carrier.hold();
                 request.extensions_mut().insert(carrier.clone());
                 let response = app.clone().oneshot(request.map(Body::new));
@@ -180,6 +191,7 @@ pub async fn run(
             let (http1, http2) = &*builders;
             let ended = match http {
                 HttpVersion::Http1 => {
+                    // Inside the JSON rewriting, so the tap sees the bytes that leave.
                     let io = TokioIo::new(ParseErrorsAsJson::new(io));
                     let served = http1.serve_connection(io, service).with_upgrades();
                     serve_connection(served, connection, shutdown).await

@@ -123,6 +123,40 @@ async fn stats_metrics_and_presence_say_which_http_carries_each_transport() {
     }
 }
 
+/// The wire tap sits above TLS: over HTTPS it shows the decrypted HTTP/2 frames, from
+/// the first request that names the tap, though earlier ones on the connection did not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wire_tap_shows_the_http2_frames_above_tls() {
+    let server = Server::start_tls(&[]).await;
+    let tap = "0123456789abcdef0123456789abcdef";
+    let reader = H2::connect(&server).await;
+    assert_eq!(reader.get_json(&format!("/api/tap/{tap}")).await.0, 200);
+    let page = H2::connect(&server).await; // its first request (/healthz) names no tap
+    assert_eq!(
+        page.get_json(&format!("/api/messages?tap={tap}")).await.0,
+        200
+    );
+    let answer = within("the tapped answer's DATA frame", async {
+        loop {
+            let (_, body) = reader.get_json(&format!("/api/tap/{tap}")).await;
+            let rows = body["rows"].as_array().unwrap().clone();
+            let data = rows.into_iter().find(|row| {
+                row["kind"] == "h2-frame"
+                    && row["from"] == "server"
+                    && row["summary"].as_str().unwrap().starts_with("DATA")
+            });
+            if let Some(data) = data {
+                return data;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(answer["route"], "short_poll");
+    let text = answer["text"].as_str().unwrap();
+    assert!(text.starts_with(r#"{"messages":[]"#), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_over_http2_sends_and_receives() {
     let server = Server::start_tls(&[]).await;

@@ -142,7 +142,7 @@ $('#composer').addEventListener('submit', async (event) => {
     return;
   }
   try {
-    const response = await fetch('/api/messages', {
+    const response = await fetch(`/api/messages${connections.postQuery()}`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ author: name, text }),

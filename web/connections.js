@@ -18,17 +18,24 @@
 // Every tab keeps the same small model (state, counters, cursor, recent
 // messages per transport) from the events it sees, so any of them can take
 // over. Without Web Locks or BroadcastChannel, every tab is its own leader.
+//
+// The leader also opens the page's wire tap (wire-tap.js) before it connects,
+// and puts what the server saw on its connections into each pane's wire log.
 
 import { ShortPoll } from './transports/short-poll.js';
 import { LongPoll } from './transports/long-poll.js';
 import { Sse } from './transports/sse.js';
 import { WebSocketTransport } from './transports/websocket.js';
+import { WireTap, entryFromRow } from './wire-tap.js';
 
 export const KINDS = ['short_poll', 'long_poll', 'sse', 'websocket'];
 const MODULES = { short_poll: ShortPoll, long_poll: LongPoll, sse: Sse, websocket: WebSocketTransport };
 const KEEP_MESSAGES = 200;
 const KEEP_WIRE = 100;
 const LOCK = 'pushlab-connections';
+// Which pane shows the rows of which request. A POST is shown with SSE, whose
+// other half it is (SSE only goes one way; the page sends with POST).
+const PANE_OF_ROUTE = { short_poll: 'short_poll', long_poll: 'long_poll', sse: 'sse', websocket: 'websocket', publish: 'sse' };
 
 function emptyPane() {
   return {
@@ -52,6 +59,7 @@ export class Connections {
     this.listeners = new Map();
     this.channel = 'BroadcastChannel' in self ? new BroadcastChannel('pushlab') : null;
     this.statsTimer = null;
+    this.tap = null; // the leader's wire tap
   }
 
   on(type, fn) {
@@ -96,14 +104,40 @@ export class Connections {
       transport.onMessage((message) => this.publish({ type: 'message', kind, message }));
       transport.onStatus((state, detail) => this.publish({ type: 'status', kind, state, detail }));
       transport.onReset((info) => this.publish({ type: 'reset', kind, info }));
-      transport.onWire((entry) => this.publish({ type: 'wire', kind, entry }));
+      transport.onWire((entry) => {
+        // With the tap on, the server's rows show requests and responses as they
+        // really were; the page's own summaries stay only for what the server
+        // cannot see (aborts, failures, retries).
+        if (this.tap?.live && entry.type !== 'event') return;
+        this.publish({ type: 'wire', kind, entry });
+      });
       transport.onError((error) => this.publish({ type: 'ws-error', kind, error }));
       transport.onCounters(() => this.publish({ type: 'counters', kind }));
       this.transports[kind] = transport;
     }
     this.broadcast({ type: 'leader', client: this.client });
-    for (const kind of KINDS) if (this.model.panes[kind].wanted) this.transports[kind].connect();
+    this.tap = new WireTap();
+    // Open the tap first, so that the very first requests are recorded too.
+    this.tap.open().then((live) => {
+      if (live) {
+        for (const transport of Object.values(this.transports)) transport.tap = this.tap.id;
+        this.tap.follow((row) => this.tapRow(row));
+      }
+      for (const kind of KINDS) if (this.model.panes[kind].wanted) this.transports[kind].connect();
+    });
     this.pollServer();
+  }
+
+  /** A row of the wire tap, into the wire log of the pane it belongs to. */
+  tapRow(row) {
+    const entry = entryFromRow(row);
+    const kinds = row.route === 'all' ? KINDS : [PANE_OF_ROUTE[row.route]].filter(Boolean);
+    for (const kind of kinds) this.publish({ type: 'wire', kind, entry });
+  }
+
+  /** The query for this tab's own POSTs: recorded in the tap when this tab leads. */
+  postQuery() {
+    return this.role === 'leader' && this.tap?.live ? `?tap=${this.tap.id}` : '';
   }
 
   /** Apply an event here and send it to the other tabs. */

@@ -213,22 +213,46 @@ export class PaneView {
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
 
+  /**
+   * One wire-log row: time, direction, size, a one-line summary, and for what the
+   * server's wire tap saw the full bytes behind a disclosure (see wire-tap.js).
+   */
   addWire(entry) {
     const row = document.createElement('tr');
-    row.className = `wire-${entry.dir}`;
+    row.className = `wire-${entry.dir} wire-${entry.source ?? 'page'}`;
+    if (entry.kind) row.dataset.kind = entry.kind;
     const time = new Date(entry.at);
+    const arrows = { out: '→', in: '←', page: '•' };
     const cells = [
       `${time.toLocaleTimeString('en-GB', { hour12: false })}.${String(time.getMilliseconds()).padStart(3, '0')}`,
-      entry.dir === 'out' ? '→' : '←',
+      arrows[entry.dir] ?? '',
       entry.size ? formatBytes(entry.size) : '',
-      entry.summary,
     ];
     for (const value of cells) {
       const cell = document.createElement('td');
       cell.textContent = value;
       row.append(cell);
     }
-    this.wireBody.prepend(row);
+    const what = document.createElement('td');
+    if (entry.detail) {
+      // Native disclosure: keyboard and screen readers handle it as a button.
+      const details = document.createElement('details');
+      const summary = document.createElement('summary');
+      summary.textContent = entry.summary;
+      const bytes = document.createElement('pre');
+      bytes.className = 'wire-bytes';
+      bytes.textContent = entry.detail;
+      details.append(summary, bytes);
+      what.append(details);
+    } else {
+      what.textContent = entry.summary;
+    }
+    row.append(what);
+    // Newest first, by time: the tap's rows arrive up to a second after the page's own.
+    row.dataset.at = String(entry.at);
+    const older = [...this.wireBody.children].find((other) => Number(other.dataset.at) <= entry.at);
+    if (older) older.before(row);
+    else this.wireBody.append(row);
     while (this.wireBody.children.length > 100) this.wireBody.lastElementChild.remove();
   }
 

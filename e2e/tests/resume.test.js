@@ -66,9 +66,13 @@ describe('drop connection', () => {
       for (const message of posted) assert.equal(ids.filter((id) => id === message.id).length, 1);
       assert.equal(Number(await meter(page, kind, 'messages')), countBefore + 3);
       assert.equal(await meter(page, kind, 'integrity'), '0 / 0', 'lost / duplicated');
-      // It asked from the cursor it had, and the pane said so.
-      const wire = await pane(page, kind).locator('.wire-table').textContent();
-      assert.ok(wire.includes(`since=${cursor}`), `the wire log shows a request with since=${cursor}`);
+      // It asked from the cursor it had, and the pane said so. The wire log's rows come
+      // from the server's wire tap, read once a second: wait for the request's.
+      await page.waitForFunction(
+        ({ kind, since }) => document.querySelector(`.pane[data-transport="${kind}"] .wire-table`).textContent.includes(since),
+        { kind, since: `since=${cursor}` },
+        { timeout: 10_000 },
+      );
       assert.equal(await pane(page, kind).locator('.notice-dropped').count(), 1);
       assert.equal(await pane(page, kind).locator('.notice-resumed').count(), 1);
     });

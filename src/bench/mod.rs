@@ -37,7 +37,7 @@ use self::workload::{CapacitySearch, ThroughputSearch};
 use crate::stats::{HttpVersion, Transport};
 
 /// `pushlab bench [options]`. The defaults are a full run sized for a 2-core machine
-/// (about 12 minutes with a release build); `--smoke` is a few seconds.
+/// (about 15 minutes with a release build); `--smoke` is a few seconds.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Measure a pushlab already running on this machine, e.g. http://127.0.0.1:8080,
@@ -92,9 +92,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     pub idle_clients: usize,
 
-    /// Idle cost: seconds watched with nothing published. At least 30 shows a long
-    /// poll's timeout-and-ask-again; 15 an SSE keep-alive.
-    #[arg(long, default_value_t = 30)]
+    /// Idle cost: seconds watched with nothing published. The default, 150, is the
+    /// shortest window that is a multiple of every idle period (a long poll's 30 s hold,
+    /// the 15 s SSE keep-alive, the 25 s WebSocket ping), so each is counted as often as
+    /// it really happens; a 30 s window sees 1.2 pings' worth as 1.
+    #[arg(long, default_value_t = 150)]
     pub idle_secs: u64,
 
     /// Capacity: the p99 delivery latency a size must stay within, in milliseconds

@@ -16,7 +16,10 @@
 //   onStatus(fn)     fn(state, detail): connecting | connected | reconnecting |
 //                    dropped | disconnected
 //   onReset(fn)      fn({cursor, lastId}): the server could not honour our cursor
-//   onWire(fn)       fn({dir, size, summary}): each request, response, event, frame
+//   onWire(fn)       fn({dir, size, summary, type}): each request, response, event,
+//                    frame the page saw (type 'summary'), and what happened to the
+//                    connection that only the page knows: an abort, a failure, a
+//                    retry (type 'event', dir 'page')
 //   onCounters(fn)   fn(counters): the counters changed without any of the above
 //   onError(fn)      fn(text): the server refused a frame we sent (WebSocket only)
 //   counters         { requests, empty, bytes, messages, duplicates, lost }
@@ -39,6 +42,7 @@ export class Transport {
    */
   constructor({ kind, cursor = null, counters = {}, client = '', name = '' }) {
     this.kind = kind;
+    this.tap = ''; // the page's wire tap id (see ../wire-tap.js), once the server records for it
     this.cursor = cursor;
     this.client = client;
     this.name = name;
@@ -78,6 +82,7 @@ export class Transport {
     clearTimeout(this.resumeTimer);
     this.epoch++;
     this.close();
+    this.event(`dropped by the page: connection cut, resuming from cursor ${this.cursor ?? '-'} in ${ms / 1000} s`);
     this.setState('dropped', { cursor: this.cursor, resumeIn: ms });
     this.resumeTimer = setTimeout(() => this.restart('reconnecting'), ms);
   }
@@ -94,6 +99,7 @@ export class Transport {
   retryLater(epoch, error, ms = 2000) {
     if (epoch !== this.epoch || !this.running) return;
     this.close();
+    this.event(`failed (${error?.message ?? error}): trying again in ${ms / 1000} s from cursor ${this.cursor ?? '-'}`);
     this.setState('reconnecting', { cursor: this.cursor, error: String(error?.message ?? error) });
     this.resumeTimer = setTimeout(() => {
       if (epoch === this.epoch) this.restart('reconnecting');
@@ -112,6 +118,7 @@ export class Transport {
     if (this.client) q.set('client', this.client);
     if (this.name) q.set('name', this.name);
     for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
+    if (this.tap) q.set('tap', this.tap);
     return q.toString();
   }
 
@@ -148,8 +155,13 @@ export class Transport {
     this.emit('counters', this.counters);
   }
 
-  wire(dir, size, summary) {
-    this.emit('wire', { at: Date.now(), dir, size, summary });
+  wire(dir, size, summary, type = 'summary') {
+    this.emit('wire', { at: Date.now(), dir, size, summary, type });
+  }
+
+  /** Something only the page sees: an abort, a failure, a retry, a reconnect. */
+  event(summary) {
+    this.wire('page', 0, summary, 'event');
   }
 }
 
@@ -166,19 +178,31 @@ export function byteLength(text) {
 export async function fetchJson(transport, url, signal) {
   transport.counters.requests++;
   transport.wire('out', 0, `GET ${url}`);
-  const response = await fetch(url, { signal, cache: 'no-store' });
-  const body = await response.arrayBuffer();
+  const started = performance.now();
+  let response;
+  let body;
+  try {
+    response = await fetch(url, { signal, cache: 'no-store' });
+    body = await response.arrayBuffer();
+  } catch (error) {
+    // An abort is the page's own doing (drop, disconnect); anything else is the
+    // network: the request may or may not have reached the server.
+    if (error.name === 'AbortError') transport.event(`aborted by the page after ${Math.round(performance.now() - started)} ms`);
+    throw error;
+  }
+  // For a long poll this is how long the server held the request.
+  const after = `after ${Math.round(performance.now() - started)} ms`;
   transport.counters.bytes += body.byteLength;
   const text = new TextDecoder().decode(body);
   if (!response.ok) {
-    transport.wire('in', body.byteLength, `${response.status} ${text.slice(0, 80)}`);
+    transport.wire('in', body.byteLength, `${response.status} ${text.slice(0, 80)}  ${after}`);
     throw new Error(`HTTP ${response.status}`);
   }
   const page = JSON.parse(text);
   const ids = page.messages.map((m) => m.id);
   const summary = ids.length
-    ? `${response.status} messages: [${ids.length > 3 ? `${ids[0]}…${ids.at(-1)}` : ids.join(', ')}] last_id: ${page.last_id}`
-    : `${response.status} messages: [] last_id: ${page.last_id}`;
+    ? `${response.status} messages: [${ids.length > 3 ? `${ids[0]}…${ids.at(-1)}` : ids.join(', ')}] last_id: ${page.last_id}  ${after}`
+    : `${response.status} messages: [] last_id: ${page.last_id}  ${after}`;
   transport.wire('in', body.byteLength, page.reset ? `${summary} reset: true` : summary);
   return page;
 }

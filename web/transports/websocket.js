@@ -55,7 +55,7 @@ export class WebSocketTransport extends Transport {
     };
     socket.onclose = (event) => {
       if (epoch !== this.epoch) return;
-      this.wire('in', 0, `close ${event.code}`);
+      this.event(`closed: code ${event.code}${event.reason ? ` "${event.reason}"` : ''}, ${event.wasClean ? 'clean' : 'no close frame'}`);
       this.retryLater(epoch, `closed (${event.code})`);
     };
   }
