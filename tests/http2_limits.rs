@@ -10,8 +10,8 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use common::https::{H2, json_of};
 use common::raw_h2::{
-    CANCEL, ENABLE_CONNECT_PROTOCOL, ENHANCE_YOUR_CALM, GOAWAY, MAX_CONCURRENT_STREAMS,
-    MAX_HEADER_LIST_SIZE, REFUSED_STREAM, RST_STREAM, RawH2, WINDOW_UPDATE,
+    CANCEL, ENABLE_CONNECT_PROTOCOL, END_STREAM, ENHANCE_YOUR_CALM, GOAWAY, HEADERS,
+    MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE, REFUSED_STREAM, RST_STREAM, RawH2, WINDOW_UPDATE,
 };
 use common::{Server, eventually, within};
 use http_body_util::{Full, StreamBody};
@@ -240,6 +240,37 @@ async fn a_connection_that_sends_no_request_after_tls_is_closed() {
         raw.read_until(|_| false).await.is_none(),
         "the server closes the connection"
     );
+}
+
+/// Slowloris over HTTP/2: a header block begun (HEADERS without END_HEADERS) and never
+/// finished. Nothing else may be read on the connection meanwhile (RFC 9113 §6.10), so
+/// the client cannot answer a PING either: a connection with a stream in progress is
+/// cut by the unanswered PING, one without by the first-request deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_block_that_never_ends_is_cut_off() {
+    let server =
+        Server::start_tls(&["--header-timeout", "0.3", "--slow-client-timeout", "0.3"]).await;
+    let h2 = H2::connect(&server).await;
+    for held_stream in [false, true] {
+        let mut raw = RawH2::connect(&server).await;
+        let mut next = 1;
+        if held_stream {
+            raw.get(next, "/api/events");
+            next += 2;
+        }
+        let block = raw.header_block("GET", "/api/messages", &[("x-slow", "1")]);
+        raw.frame(HEADERS, END_STREAM, next, &block[..block.len() / 2]);
+        raw.flush().await;
+        assert!(
+            raw.read_until(|_| false).await.is_none(),
+            "the server closes the connection (held stream: {held_stream})"
+        );
+    }
+    eventually("the held stream to be released", || async {
+        stats(&h2).await["transports"]["sse"]["open"] == 0
+    })
+    .await;
+    assert_eq!(stats(&h2).await["transports"]["short_poll"]["requests"], 0);
 }
 
 /// On HTTP/2 a connection is idle only when none of its streams is in progress: a
