@@ -6,6 +6,10 @@
 //!   `deliver` is the call plus every subscriber receiving the message. Divided by the
 //!   subscriber count, they say whether fan-out costs the same per subscriber at
 //!   10 000 as at 1 000 (it should: the message is one `Arc<Entry>`, never copied).
+//! - **rooms**: one message published to a room of 100 subscribers while 0, 100 or
+//!   1 000 other rooms of 10 subscribers each wait too. `deliver` should not change
+//!   with the other rooms: a publish touches only its room's view, and nobody else
+//!   wakes (the bench checks that no other room's subscriber received anything).
 //! - **resume**: a client coming back with a cursor 10, 100 or 1 000 messages behind:
 //!   the poll answer's history read ([`Hub::page`]) and a push subscriber's catch-up
 //!   ([`Hub::subscribe`] then draining the backlog).
@@ -19,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pushlab::hub::{Cursor, Delivery, Hub, StoreSpec};
+use pushlab::hub::{Cursor, Delivery, Hub, Room, StoreSpec};
 use pushlab::message::{Draft, Via};
+use pushlab::room::RoomName;
 use tokio::runtime::Runtime;
 
 /// What the server keeps by default.
@@ -41,42 +46,61 @@ fn runtime() -> Runtime {
         .expect("a runtime")
 }
 
-/// A hub on the default store (memory) keeping the default history.
+/// A hub on the default store (memory) keeping the default history and rooms.
 fn hub(runtime: &Runtime) -> Hub {
     runtime
-        .block_on(Hub::open(&StoreSpec::Memory, HISTORY))
+        .block_on(Hub::open(&StoreSpec::Memory, HISTORY, 1000))
         .expect("the memory store always opens")
 }
 
-/// A hub with `subscribers` tasks waiting for its next message, counting deliveries.
+/// A room with `subscribers` tasks waiting for its next message, counting deliveries,
+/// and perhaps other rooms with their own waiting subscribers.
 struct Audience {
     runtime: Runtime,
-    hub: Hub,
+    hub: Room,
     subscribers: u64,
     delivered: Arc<AtomicU64>,
+    /// Deliveries to the other rooms' subscribers: must stay 0.
+    strays: Arc<AtomicU64>,
+    _other_rooms: Vec<Room>,
 }
 
 impl Audience {
     fn new(subscribers: u64) -> Self {
+        Self::among(subscribers, 0, 0)
+    }
+
+    /// `subscribers` in the published room, and `rooms` other rooms of `each`.
+    fn among(subscribers: u64, rooms: usize, each: u64) -> Self {
         let runtime = runtime();
-        let hub = hub(&runtime);
-        let delivered = Arc::new(AtomicU64::new(0));
+        let all = hub(&runtime);
+        let hub = all.room(&RoomName::lobby());
+        let (delivered, strays): (Arc<AtomicU64>, Arc<AtomicU64>) = Default::default();
         let waiting = Arc::new(AtomicU64::new(0));
-        for _ in 0..subscribers {
-            let mut subscription = hub.subscribe(Cursor::After(0));
-            let (delivered, waiting) = (delivered.clone(), waiting.clone());
+        let other_rooms: Vec<Room> = (0..rooms)
+            .map(|i| all.room(&RoomName::new(&format!("other-{i}")).expect("a valid name")))
+            .collect();
+        let audience = std::iter::repeat_n((&hub, &delivered), subscribers as usize).chain(
+            other_rooms
+                .iter()
+                .flat_map(|room| std::iter::repeat_n((room, &strays), each as usize)),
+        );
+        for (room, counter) in audience {
+            let mut subscription = room.subscribe(Cursor::After(0));
+            let (counter, waiting) = (Arc::clone(counter), waiting.clone());
             runtime.spawn(async move {
                 // Counted just before the first wait: the hub is empty, so `next` parks
                 // in this very poll.
                 waiting.fetch_add(1, Relaxed);
                 while let Some(delivery) = subscription.next().await {
                     black_box(&delivery);
-                    delivered.fetch_add(1, Relaxed);
+                    counter.fetch_add(1, Relaxed);
                 }
             });
         }
+        let everyone = subscribers + rooms as u64 * each;
         runtime.block_on(async {
-            while waiting.load(Relaxed) < subscribers {
+            while waiting.load(Relaxed) < everyone {
                 tokio::task::yield_now().await;
             }
         });
@@ -85,6 +109,8 @@ impl Audience {
             hub,
             subscribers,
             delivered,
+            strays,
+            _other_rooms: other_rooms,
         }
     }
 
@@ -124,9 +150,26 @@ fn publish(c: &mut Criterion) {
     group.finish();
 }
 
+fn rooms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rooms");
+    for other_rooms in [0, 100, 1_000] {
+        let audience = Audience::among(100, other_rooms, 10);
+        group.throughput(Throughput::Elements(audience.subscribers));
+        group.bench_function(BenchmarkId::new("deliver", other_rooms), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| audience.publish().1).sum())
+        });
+        assert_eq!(
+            audience.strays.load(Relaxed),
+            0,
+            "another room heard a message"
+        );
+    }
+    group.finish();
+}
+
 fn resume(c: &mut Criterion) {
     let runtime = runtime();
-    let hub = hub(&runtime);
+    let hub = hub(&runtime).room(&RoomName::lobby());
     runtime.block_on(async {
         for _ in 0..HISTORY {
             hub.publish(draft()).await.expect("memory never refuses");
@@ -155,5 +198,5 @@ fn resume(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, publish, resume);
+criterion_group!(benches, publish, rooms, resume);
 criterion_main!(benches);

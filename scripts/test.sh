@@ -27,6 +27,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "the server library builds without the load generator (feature bench off)"
+cargo clippy --lib --no-default-features --locked -- -D warnings
+
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast

@@ -1,41 +1,42 @@
-//! The endpoints that are not transports: posting a message, the counters, who is
-//! online, and the health check.
+//! The endpoints that are not transports: posting a message, the rooms, the counters,
+//! who is online, and the health check.
 
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::hub::Bounds;
 use crate::message::{Message, NewMessage, Via};
-use crate::server::ClientAddr;
+use crate::room::RoomName;
+use crate::state::AppState;
+use crate::transport;
+use crate::transport::arrival::{Arrival, InRoom};
 
-/// `POST /api/messages` `{"author","text"}`: 201 with the stored message.
+/// `POST /api/rooms/{room}/messages` (the lobby's at `/api/messages`)
+/// `{"author","text"}`: 201 with the stored message.
 pub async fn publish(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
+    arrival: Arrival,
     Json(new): Json<NewMessage>,
 ) -> Result<(StatusCode, axum::Json<Message>), ApiError> {
-    let draft = new.validate(Via::Http)?;
-    app.publish_rate.check(client.ip())?;
-    let entry = app.hub.publish(draft).await?;
+    let room = arrival.app.hub.room(&arrival.room);
+    let entry = transport::publish(&arrival.app, &room, arrival.ip, new, Via::Http).await?;
     Ok((StatusCode::CREATED, axum::Json(entry.message.clone())))
 }
 
-/// `GET /api/stats`: per-transport counters, TCP connections by HTTP version, and the
-/// hub's extent.
+/// `GET /api/stats`: per-transport counters, TCP connections by HTTP version, the
+/// lobby's extent and the room count.
 pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
-    let Bounds { oldest, newest } = app.hub.bounds();
+    let lobby = app.hub.bounds(&RoomName::lobby());
     axum::Json(json!({
         "transports": app.stats,
         "connections": app.connections,
         "hub": {
-            "last_id": newest,
-            "retained": newest + 1 - oldest,
+            "last_id": lobby.newest,
+            "retained": lobby.len(),
+            "rooms": app.hub.room_count(),
             "lags": app.hub.lags(),
             "store_errors": app.hub.store_errors(),
         },
@@ -49,10 +50,29 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
     }))
 }
 
-/// `GET /api/presence`: who is online, and how; the first 200 by name, and how many.
-pub async fn presence(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
-    let (total, clients) = app.presence.online();
+/// `GET /api/rooms/{room}/presence` (the lobby's at `/api/presence`): who is online in
+/// the room, and how; the first 200 by name, and how many.
+pub async fn presence(State(app): State<Arc<AppState>>, InRoom(room): InRoom) -> axum::Json<Value> {
+    let (total, clients) = app.presence.online(&room);
     axum::Json(json!({ "clients": clients, "total": total }))
+}
+
+/// `GET /api/rooms`: the rooms in memory now, each with its newest id and how many
+/// clients are in it.
+pub async fn rooms(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
+    let rooms: Vec<Value> = app
+        .hub
+        .rooms()
+        .into_iter()
+        .map(|room| {
+            json!({
+                "name": room.name,
+                "last_id": room.bounds.newest,
+                "clients": room.clients,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "rooms": rooms }))
 }
 
 /// `GET /healthz`: 200 while the server is serving.

@@ -43,11 +43,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub h2_max_streams: u32,
 
-    /// How many messages the hub keeps. Clients resuming from an older cursor get a
-    /// reset instead of the messages they missed.
+    /// How many messages the hub keeps per room. Clients resuming from an older cursor
+    /// get a reset instead of the messages they missed.
     #[arg(long, env = "PUSHLAB_HISTORY", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub history: u64,
+
+    /// Most rooms that hold messages at once; a first message to a new room past it
+    /// gets 503. Rooms that are only being watched do not count (see
+    /// docs/reliability.md).
+    #[arg(long, env = "PUSHLAB_MAX_ROOMS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_rooms: u64,
 
     /// Where the chat's log lives: `memory` (nothing on disk), `sqlite:PATH` (history
     /// and ids survive restarts) or `redis://HOST:PORT` (several instances share one

@@ -11,16 +11,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::MAX_BODY_BYTES;
-use crate::hub::StoreError;
-use crate::limits::{BUSY_RETRY_AFTER, BodyTimedOut};
-use crate::message::Invalid;
+use crate::hub::{PublishError, RoomsFull, StoreError};
+use crate::message::{Invalid, MAX_BODY_BYTES};
+use crate::room::BadRoomName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A query parameter or header that is not what the endpoint takes.
     #[error("{0}")]
     BadRequest(String),
+    /// A room name that is not 1–64 of `A-Z a-z 0-9 _ -`.
+    #[error(transparent)]
+    BadRoom(#[from] BadRoomName),
+    /// A first message to a new room, past `--max-rooms`.
+    #[error("{0}; publish to a room that exists (GET /api/rooms lists them)")]
+    RoomsFull(RoomsFull),
     /// Well-formed JSON whose fields break the message rules.
     #[error(transparent)]
     Invalid(#[from] Invalid),
@@ -65,6 +70,14 @@ pub enum ApiError {
     StoreUnavailable(#[from] StoreError),
 }
 
+/// What a client is told to wait before trying again when the server is full.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The request body did not arrive within `--body-timeout` (answered with 408).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within --body-timeout")]
+pub struct BodyTimedOut;
+
 /// How long a client should wait before sending again a message the store refused.
 pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -81,7 +94,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::Query(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Query(_) | Self::BadRoom(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Json(rejection) if body_timed_out(rejection) => StatusCode::REQUEST_TIMEOUT,
             Self::Json(rejection) => rejection.status(),
@@ -93,7 +106,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Unparsable(status) => *status,
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::RoomsFull(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -104,6 +117,15 @@ impl ApiError {
             Self::Busy(_) => Some(BUSY_RETRY_AFTER),
             Self::StoreUnavailable(_) => Some(STORE_RETRY_AFTER),
             _ => None,
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::RoomsFull(full) => Self::RoomsFull(full),
+            PublishError::Store(error) => Self::StoreUnavailable(error),
         }
     }
 }

@@ -32,7 +32,6 @@ use axum::http::{Method, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::config::Config;
 use crate::error::ApiError;
 
@@ -122,8 +121,8 @@ fn is_loopback(name: &str) -> bool {
 }
 
 /// The layer in front of every endpoint.
-pub async fn check(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    match app.hosts.check(&request) {
+pub async fn check(State(hosts): State<Arc<HostPolicy>>, request: Request, next: Next) -> Response {
+    match hosts.check(&request) {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     }

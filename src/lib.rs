@@ -1,11 +1,14 @@
-//! pushlab serves one chat through the four ways a web server can push to a browser
+//! pushlab serves a chat through the four ways a web server can push to a browser
 //! (short polling, long polling, Server-Sent Events and WebSocket) at once, all fed by
-//! one [`hub::Hub`], so that they can be watched side by side and measured.
+//! one [`hub::Hub`], so that they can be watched side by side and measured. The chat
+//! has rooms ([`room`]): every path exists once per room, and the paths without one
+//! are the lobby's. How the modules fit together: `docs/architecture.md`.
 //!
 //! Arrows point one way: [`transport`] → [`hub`] → store. The hub knows nothing of
 //! HTTP; the transports know nothing of storage.
 
 pub mod api;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod error;
@@ -17,87 +20,56 @@ pub mod message;
 pub mod metrics;
 pub mod origin;
 pub mod presence;
+pub mod protocol;
+pub mod room;
 pub mod server;
+pub mod state;
 pub mod stats;
 pub mod tap;
 pub mod tls;
 pub mod transport;
 pub mod web;
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{any, get};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use axum::routing::{MethodRouter, any, get};
+use tokio::net::TcpListener;
 use tower::util::MapRequestLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
-use crate::host::HostPolicy;
-use crate::hub::{Hub, StoreError};
-use crate::limits::{ConnectionCaps, PublishRate, body_deadline};
-use crate::origin::OriginPolicy;
-use crate::presence::Presence;
-use crate::stats::{ByHttp, Stats, TcpConnections};
-use crate::tap::Taps;
+use crate::limits::body_deadline;
+use crate::message::MAX_BODY_BYTES;
+use crate::protocol::Transport;
+use crate::tls::Tls;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
-use server::{IdleConnections, Stalls};
-pub use server::{run, serve};
+pub use state::AppState;
 
-/// Largest request body accepted, and largest WebSocket message (a message is at most
-/// 2000 characters, so this leaves room for any encoding of it).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// What every handler shares.
-pub struct AppState {
-    pub config: Config,
-    pub hub: Hub,
-    pub stats: Stats,
-    pub presence: Presence,
-    pub publish_rate: PublishRate,
-    pub caps: ConnectionCaps,
-    pub origins: OriginPolicy,
-    pub hosts: HostPolicy,
-    /// Open connections waiting for a request.
-    pub idle: Arc<IdleConnections>,
-    /// Cancelled when the server begins shutting down: held long polls answer, SSE
-    /// streams end and WebSockets close with 1001.
-    pub shutdown: CancellationToken,
-    /// Upgraded WebSockets, which outlive their HTTP request: shutdown waits for them
-    /// to send their close frame.
-    pub sockets: TaskTracker,
-    /// Connections cut because their client stopped reading.
-    pub stalls: Stalls,
-    /// TCP connections, by the HTTP they speak.
-    pub connections: ByHttp<TcpConnections>,
-    /// The wire taps clients have open (see [`tap`]).
-    pub taps: Arc<Taps>,
+/// The paths of one room under `prefix`: `/api` for the lobby (the paths from before
+/// rooms), `/api/rooms/{room}` for any room.
+fn room_paths(mut router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
+    for transport in Transport::ALL {
+        let path = format!("{prefix}/{}", transport.endpoint());
+        router = router.route(&path, handler(transport));
+    }
+    router.route(&format!("{prefix}/presence"), get(api::presence))
 }
 
-impl AppState {
-    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
-    pub async fn open(config: Config) -> Result<Self, StoreError> {
-        Ok(Self {
-            hub: Hub::open(&config.store, config.history as usize).await?,
-            stats: Stats::default(),
-            presence: Presence::default(),
-            publish_rate: PublishRate::new(&config),
-            caps: ConnectionCaps::new(&config),
-            origins: OriginPolicy::new(&config.allow_origins),
-            hosts: HostPolicy::new(&config),
-            idle: Arc::new(IdleConnections::new(&config)),
-            shutdown: CancellationToken::new(),
-            sockets: TaskTracker::new(),
-            stalls: Stalls::default(),
-            connections: ByHttp::default(),
-            taps: Arc::new(Taps::new(config.wire_tap, config.addr.ip().is_loopback())),
-            config,
-        })
+/// Each transport's handler (a room's messages also take a `POST`).
+fn handler(transport: Transport) -> MethodRouter<Arc<AppState>> {
+    match transport {
+        Transport::ShortPoll => get(short_poll::poll).post(api::publish),
+        Transport::LongPoll => get(long_poll::long_poll),
+        Transport::Sse => get(sse::events),
+        // GET: HTTP/1.1's Upgrade; CONNECT: HTTP/2's extended CONNECT (RFC 8441).
+        Transport::Websocket => get(websocket::upgrade).connect(websocket::upgrade),
     }
 }
 
@@ -106,25 +78,24 @@ pub fn app(state: Arc<AppState>) -> Router {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
-    let host_check = middleware::from_fn_with_state(state.clone(), host::check);
-    let api = Router::new()
-        .route("/api/messages", get(short_poll::poll).post(api::publish))
-        .route("/api/messages/long-poll", get(long_poll::long_poll))
-        .route("/api/events", get(sse::events))
-        // GET: the HTTP/1.1 Upgrade; CONNECT: HTTP/2's extended CONNECT (RFC 8441).
-        .route(
-            "/api/ws",
-            get(websocket::upgrade).connect(websocket::upgrade),
-        )
+    let host_check = middleware::from_fn_with_state(state.hosts.clone(), host::check);
+    let api = Router::new().route(
+        "/api/tap/{id}",
+        get(tap::read).with_state(state.taps.clone()),
+    );
+    let api = room_paths(api, "/api"); // the lobby's, as before rooms
+    let api = room_paths(api, "/api/rooms/{room}")
+        .route("/api/rooms", get(api::rooms))
         .route("/api/stats", get(api::stats))
-        .route("/api/presence", get(api::presence))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
-        .route("/api/tap/{id}", get(tap::read))
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), tap::attach))
+        .layer(middleware::from_fn_with_state(
+            state.taps.clone(),
+            tap::attach,
+        ))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),
@@ -143,4 +114,27 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO))
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
+}
+
+/// Makes the certificate (with `--tls`) and opens the store, then serves until
+/// `shutdown` completes; see [`run`].
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let tls = Tls::from_config(&config).map_err(io::Error::other)?;
+    let state = AppState::open(config).await.map_err(io::Error::other)?;
+    run(listener, Arc::new(state), tls, shutdown).await
+}
+
+/// Serves [`app`] on `listener` (HTTPS if `tls` is given) until `shutdown` completes,
+/// then shuts down gracefully (see [`server::run`]) and returns.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    server::run(listener, app(state.clone()), state, tls, shutdown).await
 }

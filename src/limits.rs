@@ -23,7 +23,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, BodyTimedOut};
 
 /// How many client IPs the rate limiter remembers before it forgets idle ones.
 const REMEMBERED_IPS: usize = 10_000;
@@ -85,9 +85,6 @@ struct Held {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// What a client is told to wait before trying again when the server is full.
-pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(5);
-
 impl ConnectionCaps {
     pub fn new(config: &Config) -> Self {
         Self {
@@ -140,6 +137,21 @@ impl ConnectionCaps {
     }
 }
 
+/// Connections cut because the client stopped reading (see the accept loop's write
+/// deadline in [`crate::server`]).
+#[derive(Debug, Default)]
+pub struct Stalls(AtomicU64);
+
+impl Stalls {
+    pub fn count(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+
+    pub fn count_one(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+}
+
 /// `--body-timeout` over the whole body: gives `request` a body that fails with
 /// [`BodyTimedOut`] unless it has arrived in full `limit` after the headers, however
 /// it trickles in. (tower-http's `RequestBodyTimeoutLayer` restarts its clock at every
@@ -156,11 +168,6 @@ pub fn body_deadline(limit: Duration) -> impl Fn(Request) -> Request + Clone {
         })
     }
 }
-
-/// The request body did not arrive within `--body-timeout` (answered with 408).
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within --body-timeout")]
-pub struct BodyTimedOut;
 
 struct DeadlineBody {
     body: Body,

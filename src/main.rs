@@ -28,6 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[cfg(feature = "bench")]
     /// Measure the four transports with real clients on this machine (docs/comparison.md).
     Bench(pushlab::bench::BenchArgs),
 }
@@ -35,6 +36,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    #[cfg(feature = "bench")]
     if let Some(Command::Bench(args)) = cli.command {
         let clean = pushlab::bench::run(args).await?;
         return Ok(if clean {

@@ -12,6 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 pub const MAX_AUTHOR_CHARS: usize = 32;
 /// Longest message text, in characters.
 pub const MAX_TEXT_CHARS: usize = 2000;
+/// Largest request body accepted, and largest WebSocket message (a message is at most
+/// 2000 characters, so this leaves room for any encoding of it).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A message the hub has accepted: it has an id and a timestamp and will never change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,52 +19,17 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::AppState;
-use crate::stats::{Counters, HttpVersion, OverHttp, Stats, TcpConnections, Transport};
-
-/// Upper bounds of the latency buckets, in seconds: from loopback WebSocket speed to
-/// a slow short-poll interval.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-const TRANSPORTS: [(Transport, &str); 4] = [
-    (Transport::ShortPoll, "short_poll"),
-    (Transport::LongPoll, "long_poll"),
-    (Transport::Sse, "sse"),
-    (Transport::Websocket, "websocket"),
-];
-
-/// How long messages took from being published to being handed to a client.
-#[derive(Debug, Clone)]
-pub struct Latency(Histogram);
-
-impl Default for Latency {
-    fn default() -> Self {
-        Self(Histogram::new(LATENCY_BUCKETS))
-    }
-}
-
-impl Latency {
-    /// Records one delivery of a message published at `sent_at`.
-    pub fn observe(&self, sent_at: DateTime<Utc>) {
-        // `sent_at` may come from another instance's clock (Redis's, in fact): a
-        // delivery that seems to precede its publish counts as instant.
-        let seconds = (Utc::now() - sent_at)
-            .to_std()
-            .map_or(0.0, |d| d.as_secs_f64());
-        self.0.observe(seconds);
-    }
-}
+use crate::protocol::Transport;
+use crate::room::RoomName;
+use crate::state::AppState;
+use crate::stats::{Counters, HttpVersion, OverHttp, Stats, TcpConnections};
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
@@ -132,9 +97,9 @@ impl Collector for Scrape {
         let stats: &Stats = &self.0.stats;
         for (name, help, kind, field) in FIELDS {
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for (transport, label) in TRANSPORTS {
+            for transport in Transport::ALL {
                 let value = field(stats.of(transport)).load(Relaxed);
-                let labels = [("transport", label)];
+                let labels = [("transport", transport.name())];
                 encode_value(family.encode_family(&labels)?, &kind, value)?;
             }
         }
@@ -144,9 +109,9 @@ impl Collector for Scrape {
         let tcp = &self.0.connections;
         for (name, help, kind, field) in BY_HTTP {
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for (transport, label) in TRANSPORTS {
+            for transport in Transport::ALL {
                 for http in HttpVersion::ALL {
-                    let labels = [("transport", label), ("http", http.name())];
+                    let labels = [("transport", transport.name()), ("http", http.name())];
                     let value = field(stats.of(transport).http.of(http)).load(Relaxed);
                     encode_value(family.encode_family(&labels)?, &kind, value)?;
                 }
@@ -167,24 +132,28 @@ impl Collector for Scrape {
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for (transport, label) in TRANSPORTS {
-            let labels = [("transport", label)];
+        for transport in Transport::ALL {
+            let labels = [("transport", transport.name())];
             let metric = family.encode_family(&labels)?;
-            stats.of(transport).latency.0.encode(metric)?;
+            stats.of(transport).latency.histogram().encode(metric)?;
         }
 
         let hub = &self.0.hub;
-        let bounds = hub.bounds();
         let gauges = [
             (
                 "pushlab_last_id",
-                "The newest message id this instance holds.",
-                bounds.newest,
+                "The newest message id this instance holds in the lobby room.",
+                hub.bounds(&RoomName::lobby()).newest,
             ),
             (
                 "pushlab_retained_messages",
-                "Messages this instance holds in memory.",
-                bounds.newest + 1 - bounds.oldest,
+                "Messages this instance holds in memory, over every room.",
+                hub.retained(),
+            ),
+            (
+                "pushlab_rooms",
+                "Rooms in memory: with messages, or with someone in them.",
+                hub.room_count() as u64,
             ),
             (
                 "pushlab_idle_connections",

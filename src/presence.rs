@@ -1,4 +1,4 @@
-//! Who is online, and through which transport.
+//! Who is online in each room, and through which transport.
 //!
 //! A page may tag its requests with `client=<id>` (random, chosen by the page) and
 //! `name=<display name>`. Push clients count as online while their stream or socket
@@ -13,15 +13,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::message::MAX_AUTHOR_CHARS;
+use crate::protocol::Transport;
+use crate::room::{RoomName, is_name};
 use crate::server::Carrier;
-use crate::stats::{HttpVersion, Transport};
+use crate::stats::HttpVersion;
 
 /// How long a poller counts as online after its last request: a held long poll lasts
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.
 pub const POLLER_GRACE: Duration = Duration::from_secs(35);
 
-/// The most clients remembered at once, so that made-up `client` ids cannot grow the
-/// list without bound.
+/// The most clients remembered at once, over all rooms, so that made-up `client` ids
+/// and room names cannot grow the list without bound.
 pub const MAX_SEATS: usize = 10_000;
 
 /// The most clients one `GET /api/presence` answer lists (the first, by name): at most
@@ -48,8 +50,13 @@ pub struct Online {
     pub connection: u64,
 }
 
-/// A client on a transport: the key of the presence list.
-pub type Seat = (String, Transport);
+/// A client on a transport in a room: the key of the presence list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Seat {
+    pub room: RoomName,
+    pub client: String,
+    pub transport: Transport,
+}
 
 #[derive(Default)]
 pub struct Presence {
@@ -69,15 +76,11 @@ struct Seen {
 impl Visitor {
     /// Checks the parameters (`client`: 1–64 of `A–Z a–z 0–9 _ -`; `name`: at most the
     /// author limit after trimming) and names the seat, if the client gave an id.
-    pub fn seat(&self, transport: Transport) -> Result<Option<Seat>, ApiError> {
+    pub fn seat(&self, room: &RoomName, transport: Transport) -> Result<Option<Seat>, ApiError> {
         let Some(client) = &self.client else {
             return Ok(None);
         };
-        let valid = (1..=64).contains(&client.len())
-            && client
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
+        if !is_name(client) {
             return Err(ApiError::BadRequest(
                 "client must be 1-64 characters of A-Z, a-z, 0-9, _ and -".into(),
             ));
@@ -90,7 +93,11 @@ impl Visitor {
                 "name must be at most {MAX_AUTHOR_CHARS} characters"
             )));
         }
-        Ok(Some((client.clone(), transport)))
+        Ok(Some(Seat {
+            room: room.clone(),
+            client: client.clone(),
+            transport,
+        }))
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -124,14 +131,14 @@ impl Presence {
         entry.http = carrier.http;
         entry.connection = carrier.id;
         entry.last = Instant::now();
-        if seat.1.is_push() {
+        if seat.transport.is_push() {
             entry.connections += 1;
         }
     }
 
     /// A push client's connection ended.
     pub fn leave(&self, seat: &Seat) {
-        if !seat.1.is_push() {
+        if !seat.transport.is_push() {
             return;
         }
         let mut seen = self.lock();
@@ -143,14 +150,16 @@ impl Presence {
         }
     }
 
-    /// How many are online now, and the first [`MAX_LISTED`] of them, sorted by name
-    /// then client.
-    pub fn online(&self) -> (usize, Vec<Online>) {
+    /// How many are online in `room` now, and the first [`MAX_LISTED`] of them,
+    /// sorted by name then client.
+    pub fn online(&self, room: &RoomName) -> (usize, Vec<Online>) {
         let mut seen = self.lock();
         forget_gone(&mut seen);
-        let mut online: Vec<(&Seat, &Seen)> = seen.iter().collect();
+        let mut online: Vec<(&Seat, &Seen)> =
+            seen.iter().filter(|(seat, _)| seat.room == *room).collect();
+        let total = online.len();
         let by_name = |(a, s): &(&Seat, &Seen), (b, t): &(&Seat, &Seen)| {
-            (&s.name, &a.0, a.1 as u8).cmp(&(&t.name, &b.0, b.1 as u8))
+            (&s.name, &a.client, a.transport as u8).cmp(&(&t.name, &b.client, b.transport as u8))
         };
         if online.len() > MAX_LISTED {
             online.select_nth_unstable_by(MAX_LISTED, by_name);
@@ -159,15 +168,15 @@ impl Presence {
         online.sort_unstable_by(by_name);
         let listed = online
             .into_iter()
-            .map(|((client, transport), s)| Online {
-                client: client.clone(),
+            .map(|(seat, s)| Online {
+                client: seat.client.clone(),
                 name: s.name.clone(),
-                transport: *transport,
+                transport: seat.transport,
                 http: s.http,
                 connection: s.connection,
             })
             .collect();
-        (seen.len(), listed)
+        (total, listed)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Seat, Seen>> {

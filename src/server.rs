@@ -34,13 +34,13 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -56,18 +56,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::config::Config;
+use crate::state::AppState;
 use crate::stats::HttpVersion;
 use crate::tap::Tapped;
 use crate::tls::Tls;
-use crate::{AppState, app};
 
 use idle::{Connection, ServingBody};
 pub use idle::{IdleConnections, Serving};
 use parse_errors::ParseErrorsAsJson;
-
-/// The address of the client that sent a request (set by [`run`]).
-pub type ClientAddr = ConnectInfo<SocketAddr>;
 
 /// Largest request head (request line and headers) accepted; past it, 431. Browsers
 /// send a few hundred bytes to pushlab, more only with big cookies for the host. Over
@@ -92,21 +88,11 @@ impl Carrier {
     }
 }
 
-/// Opens the store, then serves until `shutdown` completes; see [`run`].
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let tls = Tls::from_config(&config).map_err(io::Error::other)?;
-    let state = AppState::open(config).await.map_err(io::Error::other)?;
-    run(listener, Arc::new(state), tls, shutdown).await
-}
-
-/// Serves `state` on `listener` (HTTPS if `tls` is given) until `shutdown` completes,
+/// Serves `app` on `listener` (HTTPS if `tls` is given) until `shutdown` completes,
 /// then shuts down gracefully and returns.
 pub async fn run(
     listener: TcpListener,
+    app: Router,
     state: Arc<AppState>,
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -118,7 +104,6 @@ pub async fn run(
     let mut accepted: u64 = 0;
     let write_deadline = state.config.slow_client_timeout * 2;
     let grace = state.config.shutdown_grace;
-    let app = app(state.clone());
     let connections = TaskTracker::new();
     let mut trouble = AcceptTrouble::default();
     tokio::spawn(memory::give_back_after_floods(
@@ -203,7 +188,7 @@ pub async fn run(
             };
             if let Err(error) = ended {
                 if http == HttpVersion::Http2 && http2::unanswered_ping(&error) {
-                    state.stalls.0.fetch_add(1, Relaxed);
+                    state.stalls.count_one();
                 }
                 tracing::debug!(%error, "connection ended with an error");
             }
@@ -339,16 +324,6 @@ impl AcceptTrouble {
     }
 }
 
-/// Connections cut because the client stopped reading (see `WriteDeadline`).
-#[derive(Debug, Default)]
-pub struct Stalls(AtomicU64);
-
-impl Stalls {
-    pub fn count(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-}
-
 /// The socket under TLS, if any.
 fn socket_of(
     io: &mut Either<WriteDeadline, tokio_rustls::server::TlsStream<WriteDeadline>>,
@@ -423,7 +398,7 @@ impl WriteDeadline {
             .blocked
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         ready!(deadline.as_mut().poll(cx));
-        self.state.stalls.0.fetch_add(1, Relaxed);
+        self.state.stalls.count_one();
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client stopped reading",

@@ -7,32 +7,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::metrics::Latency;
+use crate::protocol::Transport;
 
-/// The four ways pushlab pushes, named as in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    ShortPoll,
-    LongPoll,
-    Sse,
-    Websocket,
-}
-
-impl Transport {
-    /// Push transports hold a connection open; pollers come and go.
-    pub fn is_push(self) -> bool {
-        matches!(self, Self::Sse | Self::Websocket)
-    }
-
-    /// Push transports and held long polls keep a connection busy while they wait;
-    /// these count against the connection caps.
-    pub fn holds_connection(self) -> bool {
-        self != Self::ShortPoll
-    }
-}
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Which HTTP carries a request, named as ALPN (and the browser's devtools) name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -130,22 +110,52 @@ impl Counters {
     }
 }
 
-/// One [`Counters`] per transport.
-#[derive(Debug, Default, Serialize)]
-pub struct Stats {
-    pub short_poll: Counters,
-    pub long_poll: Counters,
-    pub sse: Counters,
-    pub websocket: Counters,
-}
+/// One [`Counters`] per transport, indexed by [`Transport`]; as JSON, an object keyed
+/// by each transport's API name.
+#[derive(Debug, Default)]
+pub struct Stats([Counters; Transport::ALL.len()]);
 
 impl Stats {
     pub fn of(&self, transport: Transport) -> &Counters {
-        match transport {
-            Transport::ShortPoll => &self.short_poll,
-            Transport::LongPoll => &self.long_poll,
-            Transport::Sse => &self.sse,
-            Transport::Websocket => &self.websocket,
-        }
+        &self.0[transport as usize]
+    }
+}
+
+impl Serialize for Stats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(Transport::ALL.map(|t| (t.name(), self.of(t))))
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds: from loopback WebSocket speed to
+/// a slow short-poll interval.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long messages took from being published to being handed to a client.
+#[derive(Debug, Clone)]
+pub struct Latency(Histogram);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self(Histogram::new(LATENCY_BUCKETS))
+    }
+}
+
+impl Latency {
+    /// Records one delivery of a message published at `sent_at`.
+    pub fn observe(&self, sent_at: DateTime<Utc>) {
+        // `sent_at` may come from another instance's clock (Redis's, in fact): a
+        // delivery that seems to precede its publish counts as instant.
+        let seconds = (Utc::now() - sent_at)
+            .to_std()
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.0.observe(seconds);
+    }
+
+    /// The histogram, for `/metrics` to encode.
+    pub fn histogram(&self) -> &Histogram {
+        &self.0
     }
 }

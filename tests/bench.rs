@@ -1,6 +1,8 @@
 //! The bench measured against the real server: its clients speak each transport, and
 //! its accounting matches what was published, connection for connection.
 
+#![cfg(feature = "bench")]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,16 +14,9 @@ use pushlab::bench::measure::{Bench, Spec};
 use pushlab::bench::open_files;
 use pushlab::bench::server::{SPAWN_ARGS, Target};
 use pushlab::config::Config;
-use pushlab::stats::Transport;
+use pushlab::protocol::Transport;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-const ALL: [Transport; 4] = [
-    Transport::ShortPoll,
-    Transport::LongPoll,
-    Transport::Sse,
-    Transport::Websocket,
-];
 
 async fn start_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -44,20 +39,13 @@ fn bench_against(addr: SocketAddr, stop: CancellationToken) -> Bench {
 }
 
 fn spec(transport: Transport) -> Spec {
-    Spec {
-        transport,
-        subscribers: 5,
-        messages: 4,
-        rate: 40.0,
-        publishers: 1,
-        idle: Duration::ZERO,
-    }
+    Spec::publishing(transport, 5, 4, 40.0, 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_delivers_every_message_once_on_one_connection_per_client() {
     let bench = bench_against(start_server().await, CancellationToken::new());
-    for transport in ALL {
+    for transport in Transport::ALL {
         let row = bench.row(&spec(transport)).await.unwrap();
         assert!(row.is_clean(), "{transport:?}: {row:?}");
         assert_eq!((row.expected, row.delivered), (20, 20), "{transport:?}");
@@ -110,7 +98,7 @@ async fn over_http2_every_transport_delivers_once_and_polls_cost_fewer_bytes() {
         8,
         CancellationToken::new(),
     );
-    for transport in ALL {
+    for transport in Transport::ALL {
         let row = h2.row(&spec(transport)).await.unwrap();
         assert!(row.is_clean(), "{transport:?}: {row:?}");
         assert_eq!(row.setup.connections + row.window.connections, 5);
@@ -132,6 +120,26 @@ async fn over_http2_every_transport_delivers_once_and_polls_cost_fewer_bytes() {
         "nothing over HTTP/1.1"
     );
     assert!(server.http2.accepted.load(Relaxed) >= 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_other_rooms_listening_every_message_reaches_its_room_only() {
+    let bench = bench_against(start_server().await, CancellationToken::new());
+    for transport in Transport::ALL {
+        let spec = Spec {
+            other_rooms: 4,
+            per_other_room: 2,
+            ..spec(transport)
+        };
+        let row = bench.row(&spec).await.unwrap();
+        assert!(row.is_clean(), "{transport:?}: {row:?}");
+        assert_eq!((row.subscribers, row.bystanders, row.connected), (5, 8, 13));
+        assert_eq!(
+            (row.expected, row.delivered, row.strays),
+            (20, 20, 0),
+            "{transport:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,13 +116,7 @@ async fn publishing_too_fast_gets_429_with_retry_after_over_http_and_websocket()
     let (_, page) = server.get_json("/api/messages?since=0").await;
     assert_eq!(page["last_id"], 3, "refused messages are not stored");
     assert_eq!(server.stats().await["limits"]["rate_limited"], 2);
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("pushlab_rate_limited_total 2"),
         "{metrics}"

@@ -7,7 +7,7 @@ mod cluster;
 mod common;
 
 use cluster::{Nginx, Redis, post_each};
-use common::{Poller, SseClient, WsClient, ids, within};
+use common::{Poller, SseClient, WsClient, ids, in_room, within};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -82,4 +82,38 @@ async fn when_an_instance_dies_nginx_clients_resume_on_the_other() {
     poller.cursor = 2;
     assert_eq!(ids(&poller.collect(&nginx, 2).await), [3, 4]);
     drop(b);
+}
+
+#[tokio::test]
+async fn two_instances_behind_nginx_agree_room_by_room() {
+    let redis = Redis::start().await;
+    let [a, b] = redis.instances().await;
+    let nginx = Nginx::start([a.addr, b.addr]).await;
+    let mut maths =
+        SseClient::connect_to(&nginx, &in_room("maths", "events"), "?since=0", None).await;
+    let mut art = WsClient::connect_to(&nginx, &in_room("art", "ws"), "?since=0").await;
+
+    // Round-robin: these land on both instances, interleaved between the rooms.
+    for i in 1..=3 {
+        let stored = nginx.post_to("maths", "alice", &format!("maths {i}")).await;
+        assert_eq!(stored["id"], i);
+    }
+    art.send_json(json!({ "type": "send", "author": "bob", "text": "art 1" }))
+        .await;
+    let echoed = art.next_message().await;
+    assert_eq!(
+        (echoed["id"].as_u64(), echoed["text"].as_str()),
+        (Some(1), Some("art 1"))
+    );
+    let stored = nginx.post_to("art", "carol", "art 2").await;
+    assert_eq!(stored["id"], 2, "art counts its own ids");
+
+    let mut got = Vec::new();
+    for _ in 1..=3 {
+        got.push(maths.next_message().await);
+    }
+    assert_eq!(ids(&got), [1, 2, 3]);
+    assert_eq!(ids(&[art.next_message().await]), [2]);
+    let mut poller = Poller::at(&in_room("maths", "messages"));
+    assert_eq!(ids(&poller.collect(&nginx, 3).await), [1, 2, 3]);
 }

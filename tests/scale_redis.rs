@@ -8,7 +8,7 @@ mod cluster;
 mod common;
 
 use cluster::{Instance, Redis, free_port, post_each, run_to_exit, try_post};
-use common::{Poller, SseClient, WsClient, ids, within};
+use common::{Poller, SseClient, WsClient, ids, in_room, within};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -252,4 +252,126 @@ async fn redis_unreachable_at_start_is_a_clear_error_and_a_failing_exit() {
         stderr.contains(&url),
         "the error names the address: {stderr}"
     );
+}
+
+#[tokio::test]
+async fn rooms_are_shared_room_by_room_and_a_message_wakes_nobody_in_another_room() {
+    let redis = Redis::start().await;
+    let [a, b] = redis.instances().await;
+    let mut maths_sse =
+        SseClient::connect_to(&b, &in_room("maths", "events"), "?since=0", None).await;
+    let mut maths_ws = WsClient::connect_to(&b, &in_room("maths", "ws"), "?since=0").await;
+    let mut art_sse = SseClient::connect_to(&b, &in_room("art", "events"), "?since=0", None).await;
+    let mut art_ws = WsClient::connect_to(&b, &in_room("art", "ws"), "?since=0").await;
+
+    let first = a.post_to("maths", "alice", "maths on A").await;
+    let second = b.post_to("maths", "bob", "maths on B").await;
+    assert_eq!(
+        (first["id"].as_u64(), second["id"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let expected = seen(&[first, second]);
+    assert_eq!(seen(&sse_messages(&mut maths_sse, 2).await), expected);
+    assert_eq!(seen(&ws_messages(&mut maths_ws, 2).await), expected);
+    let mut long = Poller::at(&in_room("maths", "messages/long-poll"));
+    assert_eq!(seen(&long.collect(&a, 2).await), expected);
+
+    // Posted after maths was delivered everywhere: art's first message is its own.
+    let art = a.post_to("art", "carol", "art on A").await;
+    assert_eq!(art["id"], 1, "art counts its own ids");
+    assert_eq!(
+        seen(&sse_messages(&mut art_sse, 1).await),
+        seen(std::slice::from_ref(&art))
+    );
+    assert_eq!(seen(&ws_messages(&mut art_ws, 1).await), seen(&[art]));
+
+    // Each room's keys carry its name as the hash tag, so a Cluster could shard them.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("pushlab:{room:*}:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.retain(|k| !k.contains(":receipt:"));
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "pushlab:{room:art}:last_id",
+            "pushlab:{room:art}:log",
+            "pushlab:{room:maths}:last_id",
+            "pushlab:{room:maths}:log",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_room_resumes_after_the_instances_and_redis_restart() {
+    let mut redis = Redis::start().await;
+    let [a] = redis.instances().await;
+    post_each_in(&a, "maths", 1..=3).await;
+    post_each_in(&a, "art", 1..=2).await;
+    a.kill().await;
+    redis.restart().await;
+
+    // A new instance loads every room from Redis, and each continues its own ids.
+    let [c] = redis.instances().await;
+    let (_, maths) = c.get_json(&in_room("maths", "messages?since=0")).await;
+    assert_eq!(ids(maths["messages"].as_array().unwrap()), [1, 2, 3]);
+    let mut art = WsClient::connect_to(&c, &in_room("art", "ws"), "?since=1").await;
+    assert_eq!(ids(&ws_messages(&mut art, 1).await), [2]);
+    assert_eq!(c.post_to("maths", "dave", "after").await["id"], 4);
+    assert_eq!(c.post_to("art", "dave", "after").await["id"], 3);
+    assert_eq!(ids(&ws_messages(&mut art, 1).await), [3]);
+}
+
+#[tokio::test]
+async fn a_redis_log_from_before_rooms_becomes_the_lobby() {
+    let redis = Redis::start().await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // What pushlab wrote before rooms: one counter and one stream for the one chat.
+    let () = redis::pipe()
+        .cmd("XADD")
+        .arg("pushlab:{chat}:log")
+        .arg("7-0")
+        .arg(&[
+            "author",
+            "alice",
+            "text",
+            "seven",
+            "via",
+            "http",
+            "sent_at",
+            "1700000000000",
+        ])
+        .ignore()
+        .cmd("SET")
+        .arg("pushlab:{chat}:last_id")
+        .arg(7)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let [a, b] = redis.instances().await;
+    let (_, lobby) = b.get_json("/api/messages?since=6").await;
+    assert_eq!(
+        seen(lobby["messages"].as_array().unwrap()),
+        [(7, "seven".into(), "http".into())]
+    );
+    assert_eq!(a.post("bob", "eight").await["id"], 8, "ids continue");
+    let mut sse = SseClient::connect(&b, "", Some("7")).await;
+    assert_eq!(ids(&sse_messages(&mut sse, 1).await), [8]);
+}
+
+/// Posts `"{room} {i}"` in `room` for each `i`, checking each gets id `i`.
+async fn post_each_in(instance: &Instance, room: &str, ids: std::ops::RangeInclusive<u64>) {
+    for id in ids {
+        let stored = instance
+            .post_to(room, "tester", &format!("{room} {id}"))
+            .await;
+        assert_eq!(stored["id"], id, "{stored}");
+    }
 }

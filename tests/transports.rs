@@ -316,7 +316,7 @@ async fn stats_count_requests_deliveries_and_open_connections_per_transport() {
     }
     assert_eq!(
         stats["hub"],
-        json!({ "last_id": 1, "retained": 1, "lags": 0, "store_errors": 0 })
+        json!({ "last_id": 1, "retained": 1, "rooms": 1, "lags": 0, "store_errors": 0 })
     );
 
     drop(sse);

@@ -1,10 +1,13 @@
 // The demo page: four panes, one composer, the views around them.
 //
-// Reading order for the curious: web/transports/*.js (one technique each),
+// Reading order for the curious: web/transports/*.js (one technique each,
+// listed in transports/index.js),
 // connections.js (one set of connections shared by all tabs), pane.js (how a
 // pane draws), then this file, which only wires them together.
 
-import { Connections, KINDS } from './connections.js';
+import { Connections } from './connections.js';
+import { KINDS, transportOf } from './transports/index.js';
+import { roomPath } from './transports/transport.js';
 import { PaneView, formatBytes } from './pane.js';
 import { apply, initialLanguage, language, onLanguageChange, setLanguage, t, translate } from './i18n.js';
 
@@ -36,6 +39,13 @@ function randomId() {
 const client = stored('pushlab.client', randomId);
 let author = stored('pushlab.author', () => `guest-${Math.floor(100 + Math.random() * 900)}`);
 
+// ---- room -----------------------------------------------------------------
+
+// Each room is its own chat. The page starts in ?room=… (or the lobby).
+const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const asked = new URLSearchParams(location.search).get('room');
+let room = asked && ROOM_NAME.test(asked) ? asked : 'lobby';
+
 // ---- language -------------------------------------------------------------
 
 let savedLanguage = null;
@@ -53,7 +63,19 @@ $('#lang').addEventListener('click', () => {
 
 // ---- panes ----------------------------------------------------------------
 
-const connections = new Connections({ client, name: author });
+// A tab per technique, between "Side by side" and "Compare".
+for (const kind of KINDS) {
+  const tab = document.createElement('button');
+  Object.assign(tab, { type: 'button', id: `tab-${kind}`, tabIndex: -1 });
+  tab.setAttribute('role', 'tab');
+  tab.setAttribute('aria-controls', 'view-panes');
+  tab.setAttribute('aria-selected', 'false');
+  tab.dataset.view = kind;
+  tab.dataset.i18n = `name.${kind}`;
+  $('#tab-compare').before(tab);
+}
+
+const connections = new Connections({ client, name: author, room });
 const panes = {};
 const template = $('#pane-template');
 for (const kind of KINDS) {
@@ -84,7 +106,9 @@ connections.on('status', (event) => forPane(event).setState(event.state, event.d
 connections.on('reset', (event) => forPane(event).reset(event.info));
 connections.on('wire', (event) => forPane(event).addWire(event.entry));
 connections.on('counters', (event) => forPane(event));
-connections.on('interval', (event) => panes.short_poll.setInterval(event.ms));
+connections.on('interval', (event) => {
+  for (const pane of Object.values(panes)) pane.setInterval(event.ms);
+});
 connections.on('ws-error', (event) => {
   forPane(event);
   showStatus(event.error === 'not-connected' ? 'composer.noSocket' : 'composer.error', { error: event.error }, true);
@@ -96,7 +120,15 @@ connections.on('server', (event) => {
 });
 connections.on('snapshot', (model) => {
   for (const kind of KINDS) panes[kind].load(model.panes[kind]);
-  panes.short_poll.setInterval(model.interval);
+  for (const pane of Object.values(panes)) pane.setInterval(model.interval);
+  renderOnline(model.presence);
+});
+// Another room: every pane starts over with that room's chat.
+connections.on('room', (model) => {
+  for (const kind of KINDS) {
+    panes[kind].clear();
+    panes[kind].load(model.panes[kind]);
+  }
   renderOnline(model.presence);
   renderCarriers(model.presence);
 });
@@ -142,7 +174,7 @@ $('#composer').addEventListener('submit', async (event) => {
     return;
   }
   try {
-    const response = await fetch(`/api/messages${connections.postQuery()}`, {
+    const response = await fetch(`${roomPath(room, 'messages')}${connections.postQuery()}`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ author: name, text }),
@@ -157,6 +189,25 @@ $('#composer').addEventListener('submit', async (event) => {
   } catch {
     showStatus('composer.network', {}, true);
   }
+});
+
+// ---- room field -----------------------------------------------------------
+
+const roomInput = $('#room');
+roomInput.value = room;
+$('#room-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const next = roomInput.value.trim();
+  if (!ROOM_NAME.test(next)) {
+    showStatus('room.invalid', {}, true);
+    return;
+  }
+  if (next === room) return;
+  room = next;
+  const query = room === 'lobby' ? '' : `?room=${encodeURIComponent(room)}`;
+  history.replaceState(null, '', `${location.pathname}${query}${location.hash}`);
+  connections.switchRoom(room);
+  showStatus('room.now', { room });
 });
 
 // ---- views (tabs) ---------------------------------------------------------
@@ -181,7 +232,8 @@ function selectView(view, moveFocus = false) {
     panes[kind].focus(view === kind);
   }
   if (view === 'compare') renderCompare();
-  if (location.hash !== `#${view}`) history.replaceState(null, '', view === 'side' ? location.pathname : `#${view}`);
+  const address = `${location.pathname}${location.search}${view === 'side' ? '' : `#${view}`}`;
+  if (location.hash !== `#${view}`) history.replaceState(null, '', address);
 }
 
 for (const tab of tabs) {
@@ -233,7 +285,7 @@ function renderLive() {
   for (const kind of KINDS) {
     const pane = panes[kind];
     const c = pane.counters;
-    const stream = kind === 'sse' || kind === 'websocket';
+    const stream = transportOf(kind).push;
     const server = stats?.transports?.[kind] ?? {};
     const row = document.createElement('tr');
     row.dataset.transport = kind;

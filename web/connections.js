@@ -1,13 +1,13 @@
-// One set of connections for all the tabs of this page.
+// One set of connections per room for all the tabs of this page.
 //
 // The problem: over HTTP/1.1 a browser opens at most 6 connections to one
 // origin. Each tab of this page holds two of them all the time (the SSE stream
 // and the waiting long poll), so a third tab would take all six and every
 // other request (short polls, posts, the next long poll) would queue forever.
 //
-// The fix: only one tab, the *leader*, opens the four transports. It wins a
-// Web Lock (navigator.locks) that it holds until it closes, and relays every
-// event (delivery, status, counters, wire log, reset) to the other tabs over a
+// The fix: only one tab, the *leader*, opens transports. It wins a Web Lock
+// (navigator.locks) that it holds until it closes, and relays every event
+// (delivery, status, counters, wire log, reset) to the other tabs over a
 // BroadcastChannel. The other tabs, *followers*, show the same panes and send
 // their commands (drop, connect, send over WebSocket…) to the leader. When the
 // leader tab closes its lock is released, the next tab in line gets it and
@@ -15,27 +15,26 @@
 // hand-over loses nothing. Posting a message is a short request any tab makes
 // itself. See docs/page.md.
 //
-// Every tab keeps the same small model (state, counters, cursor, recent
-// messages per transport) from the events it sees, so any of them can take
+// Rooms: each tab watches one room, and may switch. The leader opens one set
+// of the four transports per room that some tab watches (tabs in the same room
+// share it), tags every event with its room, and closes a room's set when the
+// last tab leaves it. Each tab keeps the small model (state, counters, cursor,
+// recent messages per transport) of its own room, so any of them can take
 // over. Without Web Locks or BroadcastChannel, every tab is its own leader.
 //
-// The leader also opens the page's wire tap (wire-tap.js) before it connects,
-// and puts what the server saw on its connections into each pane's wire log.
+// The leader also opens a wire tap (wire-tap.js) for each room's set before it
+// connects it, and puts what the server saw on those connections into the
+// wire log of that room's panes.
 
-import { ShortPoll } from './transports/short-poll.js';
-import { LongPoll } from './transports/long-poll.js';
-import { Sse } from './transports/sse.js';
-import { WebSocketTransport } from './transports/websocket.js';
+import { KINDS, transportOf } from './transports/index.js';
 import { WireTap, entryFromRow } from './wire-tap.js';
 
-export const KINDS = ['short_poll', 'long_poll', 'sse', 'websocket'];
-const MODULES = { short_poll: ShortPoll, long_poll: LongPoll, sse: Sse, websocket: WebSocketTransport };
 const KEEP_MESSAGES = 200;
 const KEEP_WIRE = 100;
 const LOCK = 'pushlab-connections';
 // Which pane shows the rows of which request. A POST is shown with SSE, whose
 // other half it is (SSE only goes one way; the page sends with POST).
-const PANE_OF_ROUTE = { short_poll: 'short_poll', long_poll: 'long_poll', sse: 'sse', websocket: 'websocket', publish: 'sse' };
+const paneOf = (route) => (route === 'publish' ? 'sse' : transportOf(route)?.kind);
 
 function emptyPane() {
   return {
@@ -49,17 +48,29 @@ function emptyPane() {
   };
 }
 
+function emptyRoom() {
+  return { panes: Object.fromEntries(KINDS.map((k) => [k, emptyPane()])), presence: null };
+}
+
 export class Connections {
-  constructor({ client, name, interval = 2000 }) {
+  constructor({ client, name, room = 'lobby', interval = 2000 }) {
     this.client = client;
     this.name = name;
+    this.tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`; // this tab, among the others
+    this.room = room;
     this.role = 'starting'; // starting | leader | follower
-    this.model = { interval, panes: Object.fromEntries(KINDS.map((k) => [k, emptyPane()])), stats: null, presence: null };
-    this.transports = null; // only the leader has them
+    this.interval = interval;
+    this.stats = null;
+    this.rooms = new Map([[room, emptyRoom()]]); // room → model: this tab's room, and (leader) every watched room
+    this.sets = null; // leader only: room → { transports, tap, watchers: Set of tab ids }
     this.listeners = new Map();
     this.channel = 'BroadcastChannel' in self ? new BroadcastChannel('pushlab') : null;
     this.statsTimer = null;
-    this.tap = null; // the leader's wire tap
+  }
+
+  /** What the page draws: this tab's room, the interval and the server's figures. */
+  get model() {
+    return { room: this.room, interval: this.interval, stats: this.stats, ...this.rooms.get(this.room) };
   }
 
   on(type, fn) {
@@ -77,17 +88,37 @@ export class Connections {
       return;
     }
     this.channel.onmessage = (event) => this.receive(event.data);
-    // Tell the others at once when the leader goes, so their panes stop saying
-    // "connected" until the next leader has reconnected.
     addEventListener('pagehide', () => {
+      // Tell the others at once when the leader goes, so their panes stop saying
+      // "connected" until the next leader has reconnected; a follower that goes
+      // lets the leader close its room if nobody else watches it.
       if (this.role === 'leader') this.broadcast({ type: 'leader-gone' });
+      else this.broadcast({ type: 'bye', tab: this.tab });
     });
     // Ask whoever leads for the current picture; no answer means we are first.
-    this.channel.postMessage({ type: 'hello' });
+    this.hello();
     navigator.locks.request(LOCK, () => {
       this.becomeLeader();
       return new Promise(() => {}); // hold the lock for the life of the tab
     });
+  }
+
+  /** Watch another room: every pane and who is online switch to it, without a reload. */
+  switchRoom(room) {
+    if (room === this.room) return;
+    const leaving = this.room;
+    this.room = room;
+    if (this.role === 'leader') {
+      if (!this.rooms.has(room)) this.rooms.set(room, emptyRoom());
+      this.watch(this.tab, room);
+      this.pollServer();
+    } else {
+      // Drop the old room's model; the leader sends the new one's.
+      this.rooms.delete(leaving);
+      this.rooms.set(room, emptyRoom());
+      this.hello();
+    }
+    this.emit('room', this.model);
   }
 
   // ---- leader -------------------------------------------------------------
@@ -95,55 +126,97 @@ export class Connections {
   becomeLeader() {
     this.role = 'leader';
     this.emit('role', this.role);
-    this.transports = {};
+    this.sets = new Map();
+    this.watch(this.tab, this.room);
+    // Followers answer with their rooms and cursors, so that the rooms they watch
+    // are opened again from where they were.
+    this.broadcast({ type: 'leader', client: this.client });
+    this.pollServer();
+  }
+
+  /** Tab `tab` now watches `room` (and no other): open the room's set if it has none. */
+  watch(tab, room, model = null) {
+    for (const [other, set] of this.sets) {
+      if (other !== room && set.watchers.delete(tab) && set.watchers.size === 0) this.close(other);
+    }
+    if (!this.sets.has(room)) {
+      if (!this.rooms.has(room)) this.rooms.set(room, model ?? emptyRoom());
+      const set = { tap: new WireTap(), watchers: new Set() };
+      set.transports = this.open(room, set.tap);
+      this.sets.set(room, set);
+      // Open the tap first, so that the very first requests are recorded too.
+      set.tap.open().then((live) => {
+        if (this.sets.get(room) !== set) return; // nobody watches it any more
+        if (live) {
+          for (const transport of Object.values(set.transports)) transport.tap = set.tap.id;
+          set.tap.follow((row) => this.tapRow(room, row));
+        }
+        for (const kind of KINDS) if (this.rooms.get(room).panes[kind].wanted) set.transports[kind].connect();
+      });
+    }
+    this.sets.get(room).watchers.add(tab);
+  }
+
+  /** A tab closed: close the rooms only it watched. */
+  unwatch(tab) {
+    for (const [room, set] of this.sets) {
+      if (set.watchers.delete(tab) && set.watchers.size === 0) this.close(room);
+    }
+  }
+
+  /** The four transports of a room, from the cursors and counters its model has. */
+  open(room, tap) {
+    const transports = {};
     for (const kind of KINDS) {
-      const pane = this.model.panes[kind];
-      const options = { cursor: pane.cursor, counters: pane.counters, client: this.client, name: this.name };
-      if (kind === 'short_poll') options.interval = this.model.interval;
-      const transport = new MODULES[kind](options);
-      transport.onMessage((message) => this.publish({ type: 'message', kind, message }));
-      transport.onStatus((state, detail) => this.publish({ type: 'status', kind, state, detail }));
-      transport.onReset((info) => this.publish({ type: 'reset', kind, info }));
+      const pane = this.rooms.get(room).panes[kind];
+      const Module = transportOf(kind);
+      const transport = new Module({
+        room, cursor: pane.cursor, counters: pane.counters, client: this.client, name: this.name, interval: this.interval,
+      });
+      transport.onMessage((message) => this.publish({ type: 'message', room, kind, message }));
+      transport.onStatus((state, detail) => this.publish({ type: 'status', room, kind, state, detail }));
+      transport.onReset((info) => this.publish({ type: 'reset', room, kind, info }));
       transport.onWire((entry) => {
         // With the tap on, the server's rows show requests and responses as they
         // really were; the page's own summaries stay only for what the server
         // cannot see (aborts, failures, retries).
-        if (this.tap?.live && entry.type !== 'event') return;
-        this.publish({ type: 'wire', kind, entry });
+        if (tap.live && entry.type !== 'event') return;
+        this.publish({ type: 'wire', room, kind, entry });
       });
-      transport.onError((error) => this.publish({ type: 'ws-error', kind, error }));
-      transport.onCounters(() => this.publish({ type: 'counters', kind }));
-      this.transports[kind] = transport;
+      transport.onError((error) => this.publish({ type: 'ws-error', room, kind, error }));
+      transport.onCounters(() => this.publish({ type: 'counters', room, kind }));
+      transports[kind] = transport;
     }
-    this.broadcast({ type: 'leader', client: this.client });
-    this.tap = new WireTap();
-    // Open the tap first, so that the very first requests are recorded too.
-    this.tap.open().then((live) => {
-      if (live) {
-        for (const transport of Object.values(this.transports)) transport.tap = this.tap.id;
-        this.tap.follow((row) => this.tapRow(row));
-      }
-      for (const kind of KINDS) if (this.model.panes[kind].wanted) this.transports[kind].connect();
-    });
-    this.pollServer();
+    return transports;
   }
 
-  /** A row of the wire tap, into the wire log of the pane it belongs to. */
-  tapRow(row) {
+  /** A row of a room's wire tap, into the wire log of the pane it belongs to. */
+  tapRow(room, row) {
     const entry = entryFromRow(row);
-    const kinds = row.route === 'all' ? KINDS : [PANE_OF_ROUTE[row.route]].filter(Boolean);
-    for (const kind of kinds) this.publish({ type: 'wire', kind, entry });
+    const kinds = row.route === 'all' ? KINDS : [paneOf(row.route)].filter(Boolean);
+    for (const kind of kinds) this.publish({ type: 'wire', room, kind, entry });
   }
 
-  /** The query for this tab's own POSTs: recorded in the tap when this tab leads. */
+  /** The query for this tab's own POSTs: recorded in its room's tap when this tab leads. */
   postQuery() {
-    return this.role === 'leader' && this.tap?.live ? `?tap=${this.tap.id}` : '';
+    const tap = this.role === 'leader' ? this.sets.get(this.room)?.tap : null;
+    return tap?.live ? `?tap=${tap.id}` : '';
+  }
+
+  /** Nobody watches `room` any more: close its transports and forget it. */
+  close(room) {
+    const { transports, tap } = this.sets.get(room);
+    this.sets.delete(room);
+    for (const transport of Object.values(transports)) transport.disconnect();
+    tap.stop();
+    if (room !== this.room) this.rooms.delete(room);
   }
 
   /** Apply an event here and send it to the other tabs. */
   publish(event) {
     // Counters and cursor travel with every event so followers stay exact.
-    const transport = this.transports[event.kind];
+    const transport = this.sets.get(event.room)?.transports[event.kind];
+    if (!transport) return; // a room closed meanwhile
     event.counters = { ...transport.counters };
     event.cursor = transport.cursor;
     this.apply(event);
@@ -154,14 +227,17 @@ export class Connections {
     this.channel?.postMessage(event);
   }
 
-  /** /api/stats and /api/presence for the Compare tab and the online list. */
+  /** /api/stats, and each watched room's presence, for Compare and the online list. */
   async pollServer() {
     clearTimeout(this.statsTimer);
     try {
-      const [stats, presence] = await Promise.all([
-        fetch('/api/stats', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : null)),
-        fetch('/api/presence', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : null)),
+      const json = (url) => fetch(url, { cache: 'no-store' }).then((r) => (r.ok ? r.json() : null));
+      const rooms = [...this.sets.keys()];
+      const [stats, ...presences] = await Promise.all([
+        json('/api/stats'),
+        ...rooms.map((room) => json(`/api/rooms/${encodeURIComponent(room)}/presence`)),
       ]);
+      const presence = Object.fromEntries(rooms.map((room, i) => [room, presences[i]]));
       const event = { type: 'server', stats, presence };
       this.apply(event);
       this.broadcast(event);
@@ -172,31 +248,38 @@ export class Connections {
   }
 
   run(command) {
-    const transport = this.transports[command.kind];
+    const set = this.sets.get(command.room);
+    const transport = set?.transports[command.kind];
     switch (command.command) {
       case 'connect':
-        this.model.panes[command.kind].wanted = true;
+        if (!transport) return;
+        this.rooms.get(command.room).panes[command.kind].wanted = true;
         transport.connect();
         break;
       case 'disconnect':
-        this.model.panes[command.kind].wanted = false;
+        if (!transport) return;
+        this.rooms.get(command.room).panes[command.kind].wanted = false;
         transport.disconnect();
         break;
       case 'drop':
-        transport.drop(command.ms);
+        transport?.drop(command.ms);
         break;
       case 'interval':
-        this.transports.short_poll.setInterval(command.ms);
+        for (const { transports } of this.sets.values()) {
+          for (const each of Object.values(transports)) each.setInterval?.(command.ms);
+        }
         this.apply({ type: 'interval', ms: command.ms });
         this.broadcast({ type: 'interval', ms: command.ms });
         break;
       case 'name':
         // Pollers report it from their next request, streams from their next connection.
-        for (const each of Object.values(this.transports)) each.name = command.name;
+        for (const { transports } of this.sets.values()) {
+          for (const each of Object.values(transports)) each.name = command.name;
+        }
         break;
       case 'ws-send':
-        if (!this.transports.websocket.send(command.author, command.text)) {
-          this.publish({ type: 'ws-error', kind: 'websocket', error: 'not-connected' });
+        if (!transport?.send(command.author, command.text)) {
+          this.publish({ type: 'ws-error', room: command.room, kind: 'websocket', error: 'not-connected' });
         }
         break;
     }
@@ -204,9 +287,23 @@ export class Connections {
 
   // ---- follower -----------------------------------------------------------
 
+  /** Tell the leader which room this tab watches, with what it knows of it. */
+  hello() {
+    this.channel?.postMessage({ type: 'hello', tab: this.tab, room: this.room, model: this.rooms.get(this.room) });
+  }
+
   receive(event) {
     if (event.type === 'hello') {
-      if (this.role === 'leader') this.broadcast({ type: 'snapshot', client: this.client, model: this.model });
+      if (this.role !== 'leader') return;
+      this.watch(event.tab, event.room, event.model);
+      this.broadcast({
+        type: 'snapshot', tab: event.tab, room: event.room, model: this.rooms.get(event.room), interval: this.interval, stats: this.stats,
+      });
+      this.pollServer(); // its room's presence, now
+      return;
+    }
+    if (event.type === 'bye') {
+      if (this.role === 'leader') this.unwatch(event.tab);
       return;
     }
     if (event.type === 'command') {
@@ -219,20 +316,23 @@ export class Connections {
       this.emit('role', this.role);
     }
     if (event.type === 'snapshot') {
-      this.model = event.model;
+      if (event.tab !== this.tab || event.room !== this.room) return; // another tab's
+      this.rooms.set(this.room, event.model);
+      this.interval = event.interval;
+      this.stats = event.stats;
       this.emit('snapshot', this.model);
       return;
     }
     if (event.type === 'leader-gone') {
       for (const kind of KINDS) {
-        const pane = this.model.panes[kind];
-        if (pane.wanted) this.apply({ type: 'status', kind, state: 'reconnecting', detail: { cursor: pane.cursor } });
+        const pane = this.rooms.get(this.room).panes[kind];
+        if (pane.wanted) this.apply({ type: 'status', room: this.room, kind, state: 'reconnecting', detail: { cursor: pane.cursor } });
       }
       return;
     }
     if (event.type === 'leader') {
-      // A new leader (the old tab closed): ask it for the picture.
-      this.channel.postMessage({ type: 'hello' });
+      // A new leader (the old tab closed): tell it our room and cursors.
+      this.hello();
       return;
     }
     this.apply(event);
@@ -240,13 +340,24 @@ export class Connections {
 
   // ---- both ---------------------------------------------------------------
 
-  /** Keep the model every tab holds, then tell the page. */
+  /** Keep the model of the event's room (if this tab holds it), then tell the page. */
   apply(event) {
-    const pane = this.model.panes[event.kind];
-    if (pane) {
-      if (event.counters) pane.counters = event.counters;
-      if (event.cursor !== undefined) pane.cursor = event.cursor;
+    if (event.type === 'interval') {
+      this.interval = event.ms;
+      this.emit(event.type, event);
+      return;
     }
+    if (event.type === 'server') {
+      this.stats = event.stats;
+      for (const [room, model] of this.rooms) if (event.presence?.[room] !== undefined) model.presence = event.presence[room];
+      this.emit(event.type, { stats: this.stats, presence: this.model.presence });
+      return;
+    }
+    const model = this.rooms.get(event.room);
+    if (!model) return; // a room this tab does not watch
+    const pane = model.panes[event.kind];
+    if (event.counters) pane.counters = event.counters;
+    if (event.cursor !== undefined) pane.cursor = event.cursor;
     switch (event.type) {
       case 'message':
         pane.messages.push(event.message);
@@ -260,20 +371,14 @@ export class Connections {
         pane.wire.push(event.entry);
         if (pane.wire.length > KEEP_WIRE) pane.wire.shift();
         break;
-      case 'interval':
-        this.model.interval = event.ms;
-        break;
-      case 'server':
-        this.model.stats = event.stats;
-        this.model.presence = event.presence;
-        break;
     }
-    this.emit(event.type, event);
+    if (event.room === this.room) this.emit(event.type, event);
   }
 
   command(command) {
-    if (this.role === 'leader') this.run(command);
-    else this.channel?.postMessage({ type: 'command', ...command });
+    const withRoom = { room: this.room, ...command };
+    if (this.role === 'leader') this.run(withRoom);
+    else this.channel?.postMessage({ type: 'command', ...withRoom });
   }
 
   /** The display name the transports report for presence (from their next request). */
@@ -285,6 +390,6 @@ export class Connections {
   connect(kind) { this.command({ command: 'connect', kind }); }
   disconnect(kind) { this.command({ command: 'disconnect', kind }); }
   drop(kind, ms = 2000) { this.command({ command: 'drop', kind, ms }); }
-  setPollInterval(ms) { this.command({ command: 'interval', kind: 'short_poll', ms }); }
+  setPollInterval(ms) { this.command({ command: 'interval', ms }); }
   sendOverWebSocket(author, text) { this.command({ command: 'ws-send', kind: 'websocket', author, text }); }
 }

@@ -6,6 +6,7 @@
 // shows those characters and runs nothing.
 
 import { t, translate } from './i18n.js';
+import { transportOf } from './transports/index.js';
 
 const KEEP_ON_SCREEN = 200;
 const KEEP_LATENCIES = 1000;
@@ -19,13 +20,14 @@ export function formatBytes(n) {
 export class PaneView {
   /**
    * @param {HTMLElement} root  a clone of #pane-template
-   * @param {string} kind       short_poll | long_poll | sse | websocket
+   * @param {string} kind       a transport module's kind (see transports/index.js)
    * @param {object} actions    { drop(), toggle(), interval(ms) }
    * @param {number} openedAt   when this page opened (ms); older messages are not timed
    */
   constructor(root, kind, actions, openedAt) {
     this.root = root;
     this.kind = kind;
+    this.module = transportOf(kind); // what the technique is: push or not, an interval or not
     this.openedAt = openedAt;
     this.shown = new Set(); // ids on screen: a follower may see a message in a snapshot and live
     this.latencies = []; // sorted, for the median
@@ -46,7 +48,7 @@ export class PaneView {
     for (const [field, key] of [['how', 'how'], ['good', 'good'], ['cost', 'cost']]) {
       translate(root.querySelector(`[data-field="${field}"]`), `explain.${kind}.${key}`);
     }
-    const stream = kind === 'sse' || kind === 'websocket';
+    const stream = this.module.push;
     const bytesKey = stream ? `bytes.${kind}` : 'bytes.fetch';
     translate(root.querySelector('[data-field="bytes-note"]'), bytesKey);
     root.querySelector('[data-meter="bytes"]').previousElementSibling.dataset.i18nAttr = `title:${bytesKey}`;
@@ -54,11 +56,11 @@ export class PaneView {
 
     root.querySelector('[data-action="drop"]').addEventListener('click', () => actions.drop());
     root.querySelector('[data-action="toggle"]').addEventListener('click', () => actions.toggle());
-    if (kind === 'short_poll') {
+    if (this.module.interval) {
       const label = root.querySelector('.interval');
       label.hidden = false;
       const input = label.querySelector('input');
-      input.id = 'interval-short_poll';
+      input.id = `interval-${kind}`;
       input.addEventListener('input', () => actions.interval(Math.round(Number(input.value) * 1000)));
     }
     this.relabel();
@@ -116,7 +118,7 @@ export class PaneView {
 
   renderCounters() {
     const c = this.counters;
-    const stream = this.kind === 'sse' || this.kind === 'websocket';
+    const stream = this.module.push;
     this.meter('requests', String(c.requests));
     this.meter('empty', stream ? t('meter.na') : String(c.empty));
     this.meter('bytes', formatBytes(c.bytes));
@@ -139,8 +141,8 @@ export class PaneView {
   }
 
   setInterval(ms) {
+    if (!this.module.interval) return;
     const input = this.root.querySelector('[data-control="interval"]');
-    if (!input) return;
     input.value = String(ms / 1000);
     this.root.querySelector('[data-field="interval"]').textContent = `${ms / 1000} s`;
   }
@@ -254,6 +256,16 @@ export class PaneView {
     if (older) older.before(row);
     else this.wireBody.append(row);
     while (this.wireBody.children.length > 100) this.wireBody.lastElementChild.remove();
+  }
+
+  /** Empty the pane for another room: its messages, ids and wire log are another chat's. */
+  clear() {
+    this.list.replaceChildren();
+    this.wireBody.replaceChildren();
+    this.shown.clear();
+    this.newest = 0;
+    this.latencies = [];
+    this.lastLatency = null;
   }
 
   /** Redraw from a model another tab sent (see connections.js). */

@@ -27,6 +27,7 @@ export class WireTap {
     this.since = 0;
     this.live = false; // the server answered: its rows replace the page's own summaries
     this.timer = null;
+    this.stopped = false;
   }
 
   /** Opens the tap; resolves true when the server records for it. */
@@ -54,9 +55,15 @@ export class WireTap {
       } catch {
         // The server is away; the panes say so, and the next read catches up.
       }
-      this.timer = setTimeout(read, READ_EVERY_MS);
+      if (!this.stopped) this.timer = setTimeout(read, READ_EVERY_MS);
     };
     read();
+  }
+
+  /** Stops reading (the connections it taps are closed); the server forgets it. */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
   }
 }
 

@@ -13,10 +13,13 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+// The page's own list of techniques (plain ES modules, importable from node too).
+import { KINDS } from '../../web/transports/index.js';
+
+export { KINDS };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
-export const KINDS = ['short_poll', 'long_poll', 'sse', 'websocket'];
 const BIN = process.env.PUSHLAB_BIN ?? path.resolve(repo, 'target/debug/pushlab');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
@@ -148,11 +151,15 @@ export function launchBrowser() {
  * Returns { server, browser, page }; pass it to closeApp() when done.
  */
 export async function openApp({ args = [], contextOptions = {} } = {}) {
-  const server = await startServer(args);
-  const browser = await launchBrowser();
+  const { server, browser } = await startApp(args);
   const context = await browser.newContext({ locale: 'en-US', ...contextOptions });
   const page = await openPage(context, server.base);
   return { server, browser, page };
+}
+
+/** A server started with `args` and Chromium, for tests that open their own contexts. */
+export async function startApp(args = []) {
+  return { server: await startServer(args), browser: await launchBrowser() };
 }
 
 /** Closes what openApp() (or a test's own set-up) opened; safe on partial set-ups. */

@@ -6,9 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import {
-  KINDS, closeApp, launchBrowser, openPage, pane, repo, startServer, waitAllConnected,
-} from '../lib/harness.js';
+import { KINDS, closeApp, openPage, pane, repo, startApp, waitAllConnected } from '../lib/harness.js';
 
 const { dictionary, initialLanguage } = await import(pathToFileURL(path.join(repo, 'web/i18n.js')).href);
 
@@ -51,8 +49,7 @@ describe('the language toggle', () => {
   let browser;
 
   before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
+    ({ server, browser } = await startApp());
   });
 
   after(() => closeApp({ server, browser }));

@@ -17,8 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::measure::Row;
 use super::report::Results;
-use super::transport_name;
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 const SIZE: (u32, u32) = (860, 500);
 /// The "nines" axis ends at 99.99 %; the maximum is drawn there.
@@ -106,7 +105,7 @@ fn latency(path: &Path, n: usize, rows: &[&Row]) -> anyhow::Result<()> {
         let c = colour(row.transport);
         chart
             .draw_series(LineSeries::new(points(row), c.stroke_width(2)))?
-            .label(transport_name(row.transport))
+            .label(row.transport.title())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
     legend(&mut chart)?;
@@ -163,7 +162,7 @@ fn bars(
     values: &[(Transport, f64)],
 ) -> anyhow::Result<()> {
     let top = values.iter().map(|(_, v)| *v).fold(0.0, f64::max).max(1.0) * 1.15;
-    let names: Vec<&str> = values.iter().map(|(t, _)| transport_name(*t)).collect();
+    let names: Vec<&str> = values.iter().map(|(t, _)| Transport::title(*t)).collect();
     let mut chart = ChartBuilder::on(area)
         .caption(what, ("sans-serif", 18))
         .margin(12)
@@ -228,12 +227,7 @@ fn memory(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
         .x_desc("connected clients (N)")
         .y_desc("RSS growth / client, KiB")
         .draw()?;
-    for transport in [
-        Transport::ShortPoll,
-        Transport::LongPoll,
-        Transport::Sse,
-        Transport::Websocket,
-    ] {
+    for transport in Transport::ALL {
         let mut points: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r.transport == transport)
@@ -246,7 +240,7 @@ fn memory(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
         let c = colour(transport);
         chart
             .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
-            .label(transport_name(transport))
+            .label(transport.title())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled())))?;
     }

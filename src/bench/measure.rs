@@ -27,9 +27,8 @@ use tokio_util::sync::CancellationToken;
 use super::client::{self, Countdown, Run, publisher};
 use super::server::{Process, ProcessSample, Server, Target};
 use super::tally::Tally;
-use super::transport_name;
 use super::wire::{Wire, WireSnapshot};
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// Percentiles kept for the latency chart: every whole percent, and the tail.
 const CURVE: [f64; 4] = [99.5, 99.9, 99.99, 100.0];
@@ -51,6 +50,33 @@ pub struct Spec {
     pub publishers: usize,
     /// For an idle row: how long to watch.
     pub idle: Duration,
+    /// Rooms besides the lobby (where the messages go), each with `per_other_room`
+    /// subscribers of the same transport that should receive nothing.
+    pub other_rooms: usize,
+    pub per_other_room: usize,
+}
+
+impl Spec {
+    /// `subscribers` in the lobby and `messages` at `rate` from `publishers`
+    /// connections; no other rooms, no idle time.
+    pub fn publishing(
+        transport: Transport,
+        subscribers: usize,
+        messages: usize,
+        rate: f64,
+        publishers: usize,
+    ) -> Self {
+        Self {
+            transport,
+            subscribers,
+            messages,
+            rate,
+            publishers,
+            idle: Duration::ZERO,
+            other_rooms: 0,
+            per_other_room: 0,
+        }
+    }
 }
 
 /// How the rows of one bench run are made.
@@ -100,8 +126,12 @@ pub struct ServerCost {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub transport: Transport,
-    /// Clients this row ran (after the open-files cap).
+    /// Subscribers in the lobby, where the messages went (after the open-files cap).
     pub subscribers: usize,
+    /// Other rooms, and their subscribers in all (after the cap).
+    pub other_rooms: usize,
+    pub bystanders: usize,
+    /// Clients that connected, in every room.
     pub connected: usize,
     /// Why fewer clients ran than were asked for.
     pub capped: Option<String>,
@@ -116,6 +146,8 @@ pub struct Row {
     pub lost: u64,
     pub duplicated: u64,
     pub resets: u64,
+    /// Messages delivered to subscribers of other rooms: must be 0.
+    pub strays: u64,
     pub latency: Option<Latency>,
     pub window_secs: f64,
     /// Connecting: from the first connect to the last client ready.
@@ -136,9 +168,10 @@ impl Row {
         self.lost == 0
             && self.duplicated == 0
             && self.resets == 0
+            && self.strays == 0
             && self.client_errors == 0
             && self.publish_errors == 0
-            && self.connected == self.subscribers
+            && self.connected == self.subscribers + self.bystanders
     }
 
     /// Requests and bytes per delivered message, over the window.
@@ -188,7 +221,14 @@ impl Bench {
     /// Runs one row. `Err` when the server could not be started or read; an
     /// interrupted row comes back marked as such.
     pub async fn row(&self, spec: &Spec) -> anyhow::Result<Row> {
-        let (subscribers, capped) = self.limit.cap(spec.subscribers);
+        // The cap falls on the other rooms first: the lobby is what is measured.
+        let asked = spec.subscribers + spec.other_rooms * spec.per_other_room;
+        let (clients, capped) = self.limit.cap(asked);
+        let subscribers = spec.subscribers.min(clients);
+        let per_other_room = match spec.other_rooms {
+            0 => 0,
+            rooms => spec.per_other_room.min((clients - subscribers) / rooms),
+        };
         let server = self.target.start().await?;
         let run = Arc::new(Run {
             server: server.endpoint.clone(),
@@ -197,30 +237,33 @@ impl Bench {
             since: server.last_id().await?,
             messages: spec.messages,
             subscribers,
+            other_rooms: spec.other_rooms,
+            per_other_room,
             poll_interval: self.poll_interval,
             epoch: Instant::now(),
             wire: Arc::new(Wire::default()),
             requests: Default::default(),
-            connected: Countdown::new(subscribers as u64),
+            connected: Countdown::new((subscribers + spec.other_rooms * per_other_room) as u64),
             connect_failures: Default::default(),
             received: Countdown::new((subscribers * spec.messages) as u64),
             connect_gate: Semaphore::new(self.connect_concurrency.max(1)),
             stop: self.stop.child_token(),
         });
+        let clients_in_all = run.clients();
         let bar = self.bar(spec, subscribers);
         let ticker = tokio::spawn(follow(run.clone(), bar.clone()));
 
         let rss_start = server.sample();
         let mut clients = JoinSet::new();
-        for index in 0..subscribers {
+        for index in 0..clients_in_all {
             clients.spawn(client::subscribe(run.clone(), index));
         }
         self.until_stopped(
             run.connected.wait(),
-            Duration::from_secs(60 + subscribers as u64 / 50),
+            Duration::from_secs(60 + clients_in_all as u64 / 50),
         )
         .await;
-        let connected = subscribers - run.connect_failures.load(Relaxed) as usize;
+        let connected = clients_in_all - run.connect_failures.load(Relaxed) as usize;
         settle(&server, spec.transport, connected as u64, &self.stop).await;
 
         let requests_before = run.requests.load(Relaxed);
@@ -261,8 +304,7 @@ impl Bench {
         let interrupted = self.stop.is_cancelled();
 
         run.stop.cancel();
-        let (tally, client_errors, first_error) =
-            collect(clients, subscribers, spec.messages).await;
+        let (tally, client_errors, first_error) = collect(clients, &run).await;
         ticker.abort();
         bar.finish_and_clear();
         drop(server);
@@ -271,6 +313,8 @@ impl Bench {
         Ok(Row {
             transport: spec.transport,
             subscribers,
+            other_rooms: spec.other_rooms,
+            bystanders: clients_in_all - subscribers,
             connected,
             capped,
             messages: spec.messages,
@@ -284,6 +328,7 @@ impl Bench {
             lost: tally.lost,
             duplicated: tally.duplicated,
             resets: tally.resets,
+            strays: tally.strays,
             window_secs,
             setup,
             window,
@@ -320,7 +365,7 @@ impl Bench {
 }
 
 fn label(spec: &Spec) -> String {
-    format!("{} N={}", transport_name(spec.transport), spec.subscribers)
+    format!("{} N={}", spec.transport.title(), spec.subscribers)
 }
 
 /// Moves the progress bar along with the run, ten times a second, until aborted.
@@ -359,9 +404,9 @@ async fn settle(server: &Server, transport: Transport, connected: u64, stop: &Ca
 /// that does not finish in time is aborted and counted as having received nothing.
 async fn collect(
     mut clients: JoinSet<client::Outcome>,
-    subscribers: usize,
-    messages: usize,
+    run: &Run,
 ) -> (Tally, usize, Option<String>) {
+    let (subscribers, messages) = (run.clients(), run.messages);
     let mut tally = Tally::default();
     let (mut errors, mut first_error) = (0, None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -5,7 +5,7 @@
 //! The bench starts a fresh pushlab per measurement (see [`server`]), connects N
 //! subscribers of one transport with clients written as a browser would use each
 //! technique ([`client`]), publishes numbered messages on a schedule, and counts at
-//! the socket what every delivery cost ([`wire`], [`tally`], [`measure`]). The four
+//! the socket what every delivery cost ([`wire`], [`tally`], [`measure`]). The five
 //! [`workload`]s are series of such measurements; [`report`] and [`charts`] present
 //! them. Everything is bounded — clients by the open-files limit ([`open_files`]), every
 //! wait by a deadline — and Ctrl-C ends the run with the results so far.
@@ -34,7 +34,8 @@ use self::measure::Bench;
 use self::report::{Machine, Results};
 use self::server::Target;
 use self::workload::{CapacitySearch, ThroughputSearch};
-use crate::stats::{HttpVersion, Transport};
+use crate::protocol::Transport;
+use crate::stats::HttpVersion;
 
 /// `pushlab bench [options]`. The defaults are a full run sized for a 2-core machine
 /// (about 15 minutes with a release build); `--smoke` is a few seconds.
@@ -59,8 +60,13 @@ pub struct BenchArgs {
     pub http2: bool,
 
     /// Transports to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_transport,
-          default_value = "short-poll,long-poll,sse,websocket")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        ignore_case = true,
+        default_value = "short-poll,long-poll,sse,websocket"
+    )]
     pub transports: Vec<Transport>,
 
     /// Workloads to run, comma-separated, in this order.
@@ -68,7 +74,7 @@ pub struct BenchArgs {
         long,
         value_delimiter = ',',
         value_enum,
-        default_value = "fanout,idle,capacity,throughput"
+        default_value = "fanout,idle,capacity,throughput,rooms"
     )]
     pub workloads: Vec<Workload>,
 
@@ -120,6 +126,25 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3.0)]
     pub throughput_secs: f64,
 
+    /// Many rooms: subscribers in the room every message goes to.
+    #[arg(long, default_value_t = 100)]
+    pub rooms_clients: usize,
+
+    /// Many rooms: how many other rooms listen meanwhile, one row for each count.
+    #[arg(long, value_delimiter = ',', default_value = "0,100,1000")]
+    pub rooms_other: Vec<usize>,
+
+    /// Many rooms: subscribers in each of the other rooms.
+    #[arg(long, default_value_t = 5)]
+    pub rooms_per_other: usize,
+
+    /// Many rooms: messages published per row, and per second (enough messages for the
+    /// server's CPU per message to be read above its 10 ms clock).
+    #[arg(long, default_value_t = 300)]
+    pub rooms_messages: usize,
+    #[arg(long, default_value_t = 50.0)]
+    pub rooms_rate: f64,
+
     /// Connections being opened at once, at most.
     #[arg(long, default_value_t = 200)]
     pub connect_concurrency: usize,
@@ -146,34 +171,19 @@ pub enum Workload {
     Idle,
     Capacity,
     Throughput,
-}
-
-/// A transport as it is printed in tables and charts.
-pub fn transport_name(transport: Transport) -> &'static str {
-    match transport {
-        Transport::ShortPoll => "short poll",
-        Transport::LongPoll => "long poll",
-        Transport::Sse => "SSE",
-        Transport::Websocket => "WebSocket",
-    }
-}
-
-fn parse_transport(name: &str) -> Result<Transport, String> {
-    match name.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-        "short-poll" => Ok(Transport::ShortPoll),
-        "long-poll" => Ok(Transport::LongPoll),
-        "sse" => Ok(Transport::Sse),
-        "websocket" | "ws" => Ok(Transport::Websocket),
-        other => Err(format!(
-            "unknown transport {other:?}: use short-poll, long-poll, sse or websocket"
-        )),
-    }
+    /// One room's publishes while other rooms listen (`--rooms-*`).
+    Rooms,
 }
 
 impl BenchArgs {
     /// The tiny sizes of `--smoke`.
     fn smoke(mut self) -> Self {
-        self.workloads = vec![Workload::Fanout, Workload::Idle, Workload::Throughput];
+        self.workloads = vec![
+            Workload::Fanout,
+            Workload::Idle,
+            Workload::Throughput,
+            Workload::Rooms,
+        ];
         self.fanout_clients = vec![10];
         self.messages = 5;
         self.rate = 20.0;
@@ -183,6 +193,11 @@ impl BenchArgs {
         self.throughput_clients = 10;
         self.throughput_rates = vec![200.0];
         self.throughput_secs = 1.0;
+        self.rooms_clients = 5;
+        self.rooms_other = vec![0, 20];
+        self.rooms_per_other = 2;
+        self.rooms_messages = 5;
+        self.rooms_rate = 20.0;
         self
     }
 }
@@ -222,6 +237,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         idle: Vec::new(),
         capacity: Vec::new(),
         throughput: Vec::new(),
+        rooms: Vec::new(),
         notes: Vec::new(),
         interrupted: false,
     };
@@ -249,7 +265,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         write_out(&results, dir)?;
     }
     let clean = if args.smoke {
-        let rows = results.fanout.iter().chain(&results.idle);
+        let rows = results
+            .fanout
+            .iter()
+            .chain(&results.idle)
+            .chain(&results.rooms);
         let steps = results.throughput.iter().flat_map(|t| &t.steps);
         rows.chain(steps).all(|r| r.is_clean()) && !results.fanout.is_empty()
     } else {
@@ -306,6 +326,16 @@ async fn run_workloads(
                     results.capacity.push(found.await?);
                 }
             }
+            Workload::Rooms => {
+                let plan = workload::ManyRooms {
+                    subscribers: args.rooms_clients,
+                    other_rooms: args.rooms_other.clone(),
+                    per_other_room: args.rooms_per_other,
+                    messages: args.rooms_messages,
+                    rate: args.rooms_rate,
+                };
+                workload::many_rooms(bench, &args.transports, &plan, &mut results.rooms).await?;
+            }
             Workload::Throughput => {
                 let search = ThroughputSearch {
                     subscribers: args.throughput_clients,
@@ -330,7 +360,11 @@ async fn run_workloads(
 
 /// Says once per distinct cap that the open-files limit cut a row short.
 fn note_caps(results: &mut Results) {
-    let rows = results.fanout.iter().chain(&results.idle);
+    let rows = results
+        .fanout
+        .iter()
+        .chain(&results.idle)
+        .chain(&results.rooms);
     let probes = results.capacity.iter().flat_map(|c| &c.probes);
     let steps = results.throughput.iter().flat_map(|t| &t.steps);
     for row in rows.chain(probes).chain(steps) {
@@ -356,18 +390,4 @@ fn write_out(results: &Results, dir: &std::path::Path) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transports_are_named_as_on_the_command_line() {
-        assert_eq!(parse_transport("short-poll"), Ok(Transport::ShortPoll));
-        assert_eq!(parse_transport("long_poll"), Ok(Transport::LongPoll));
-        assert_eq!(parse_transport("SSE"), Ok(Transport::Sse));
-        assert_eq!(parse_transport("ws"), Ok(Transport::Websocket));
-        assert!(parse_transport("carrier-pigeon").is_err());
-    }
 }

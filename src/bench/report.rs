@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::measure::Row;
 use super::open_files::FileLimit;
-use super::transport_name;
 use super::workload::{Capacity, Throughput};
 use crate::stats::HttpVersion;
 
@@ -29,6 +28,8 @@ pub struct Results {
     pub idle: Vec<Row>,
     pub capacity: Vec<Capacity>,
     pub throughput: Vec<Throughput>,
+    /// The many-rooms rows: one room's publishes with other rooms listening.
+    pub rooms: Vec<Row>,
     /// Limits met on the way, such as the open-files cap.
     pub notes: Vec<String>,
     /// Ctrl-C ended the run early: the results are partial.
@@ -107,6 +108,7 @@ impl Results {
         section(&mut out, "Idle cost", &self.idle, idle_table);
         section(&mut out, "Capacity", &self.capacity, capacity_table);
         section(&mut out, "Throughput", &self.throughput, throughput_table);
+        section(&mut out, "Many rooms", &self.rooms, rooms_table);
         section(&mut out, "Notes", &self.notes, notes_list);
         out
     }
@@ -133,6 +135,54 @@ fn table(out: &mut String, header: &[&str], rows: impl Iterator<Item = Vec<Strin
     for cells in rows {
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
+}
+
+/// One room's publishes while other rooms listen: the cost per message should not
+/// follow the other rooms, and `strays` must be 0.
+fn rooms_table(out: &mut String, rows: &[Row]) {
+    let header = [
+        "transport",
+        "N in the room",
+        "other rooms",
+        "their subscribers",
+        "delivered / expected",
+        "strays",
+        "p50 ms",
+        "p99 ms",
+        "server CPU ms / msg",
+        "server CPU ms / 1000 deliveries",
+    ];
+    table(
+        out,
+        &header,
+        rows.iter().map(|r| {
+            let l = r.latency.as_ref();
+            let cpu = r.server.as_ref().map(|s| s.cpu_window_ms);
+            let per_message = cpu
+                .filter(|_| r.messages > 0)
+                .map(|ms| ms / r.messages as f64);
+            vec![
+                r.transport.title().to_owned(),
+                r.subscribers.to_string(),
+                r.other_rooms.to_string(),
+                r.bystanders.to_string(),
+                format!(
+                    "{} / {}{}",
+                    r.delivered,
+                    r.expected,
+                    if r.is_clean() { "" } else { " **FAIL**" }
+                ),
+                r.strays.to_string(),
+                opt(l.map(|l| l.p50), 1),
+                opt(l.map(|l| l.p99), 1),
+                opt(per_message, 2),
+                opt(
+                    r.server.as_ref().and_then(|s| s.cpu_ms_per_1000_deliveries),
+                    1,
+                ),
+            ]
+        }),
+    );
 }
 
 fn fanout_table(out: &mut String, rows: &[Row]) {
@@ -170,7 +220,7 @@ fn fanout_table(out: &mut String, rows: &[Row]) {
                 )
             };
             vec![
-                transport_name(r.transport).to_owned(),
+                r.transport.title().to_owned(),
                 r.subscribers.to_string(),
                 fixed(r.achieved_rate, 1),
                 format!(
@@ -217,7 +267,7 @@ fn idle_table(out: &mut String, rows: &[Row]) {
                 .as_ref()
                 .map(|s| r.per_client_minute(s.cpu_window_ms));
             vec![
-                transport_name(r.transport).to_owned(),
+                r.transport.title().to_owned(),
                 r.connected.to_string(),
                 fixed(r.window_secs, 0),
                 fixed(r.per_client_minute(r.window.requests as f64), 2),
@@ -242,7 +292,7 @@ fn capacity_table(out: &mut String, results: &[Capacity]) {
         &header,
         results.iter().map(|c| {
             vec![
-                transport_name(c.transport).to_owned(),
+                c.transport.title().to_owned(),
                 c.largest.map_or("none".into(), |n| n.to_string()),
                 opt(c.p99_ms, 2),
                 fixed(c.budget_ms, 0),
@@ -267,7 +317,7 @@ fn throughput_table(out: &mut String, results: &[Throughput]) {
         results.iter().map(|t| {
             let tried: Vec<String> = t.steps.iter().map(|s| fixed(s.rate, 0)).collect();
             vec![
-                transport_name(t.transport).to_owned(),
+                t.transport.title().to_owned(),
                 t.subscribers.to_string(),
                 opt(t.best_rate, 0),
                 opt(t.p99_ms, 2),

@@ -30,7 +30,8 @@ use tokio::process::{Child, Command};
 
 use super::client::http::{Endpoint, HttpConnection};
 use super::wire::Wire;
-use crate::stats::{HttpVersion, Transport};
+use crate::protocol::Transport;
+use crate::stats::HttpVersion;
 
 /// Where the servers under test come from.
 #[derive(Clone)]
@@ -216,9 +217,7 @@ impl Server {
     /// Connections (push) or requests (polls) the server has open on `transport`.
     pub async fn open(&self, transport: Transport) -> anyhow::Result<u64> {
         let stats = self.stats().await?;
-        let name = serde_json::to_value(transport)?;
-        let name = name.as_str().context("transport names are strings")?;
-        stats["transports"][name]["open"]
+        stats["transports"][transport.name()]["open"]
             .as_u64()
             .context("/api/stats has no open count")
     }

@@ -22,6 +22,10 @@ pub struct Receipts {
     latencies_us: Vec<u32>,
     /// Resets the server sent: cursors it could not honour.
     pub resets: u32,
+    /// A subscriber of another room, which should see none of the run's messages.
+    bystander: bool,
+    /// Run messages a bystander saw: each one a message delivered to the wrong room.
+    strays: u32,
 }
 
 impl Receipts {
@@ -31,12 +35,26 @@ impl Receipts {
             counts: vec![0; expected],
             latencies_us: Vec::with_capacity(expected),
             resets: 0,
+            bystander: false,
+            strays: 0,
+        }
+    }
+
+    /// Receipts for a subscriber of another room, which expects nothing.
+    pub fn bystander() -> Self {
+        Self {
+            bystander: true,
+            ..Self::new(0)
         }
     }
 
     /// Records a sighting of message `seq`, `latency` after it was published. Returns
     /// whether it was the first sighting; sequence numbers outside the run are ignored.
     pub fn record(&mut self, seq: usize, latency: Duration) -> bool {
+        if self.bystander {
+            self.strays += 1;
+            return false;
+        }
         let Some(count) = self.counts.get_mut(seq) else {
             return false;
         };
@@ -63,6 +81,8 @@ pub struct Tally {
     pub lost: u64,
     pub duplicated: u64,
     pub resets: u64,
+    /// Run messages delivered to subscribers of other rooms.
+    pub strays: u64,
     latencies_us: Vec<u32>,
 }
 
@@ -80,6 +100,7 @@ impl Tally {
             }
         }
         self.resets += u64::from(receipts.resets);
+        self.strays += u64::from(receipts.strays);
         self.latencies_us.extend(receipts.latencies_us);
     }
 
@@ -88,9 +109,9 @@ impl Tally {
         self.add(Receipts::new(expected));
     }
 
-    /// Nothing lost, nothing duplicated, no reset.
+    /// Nothing lost, nothing duplicated, no reset, nothing in the wrong room.
     pub fn is_clean(&self) -> bool {
-        self.lost == 0 && self.duplicated == 0 && self.resets == 0
+        self.lost == 0 && self.duplicated == 0 && self.resets == 0 && self.strays == 0
     }
 
     /// The latency distribution of every first sighting.
@@ -221,6 +242,19 @@ mod tests {
         receipts.resets = 1;
         tally.add(receipts);
         assert!(!tally.is_clean());
+    }
+
+    #[test]
+    fn a_message_seen_in_another_room_is_a_stray_and_a_failure() {
+        let mut tally = Tally::default();
+        let mut bystander = Receipts::bystander();
+        assert!(!bystander.record(0, MS), "no delivery for the run");
+        tally.add(bystander);
+        assert_eq!((tally.expected, tally.delivered, tally.strays), (0, 0, 1));
+        assert!(!tally.is_clean());
+        let mut quiet = Tally::default();
+        quiet.add(Receipts::bystander());
+        assert!(quiet.is_clean(), "a bystander that saw nothing is fine");
     }
 
     #[test]

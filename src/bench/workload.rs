@@ -1,4 +1,4 @@
-//! The four workloads, each a series of [rows](super::measure) per transport:
+//! The five workloads, each a series of [rows](super::measure) per transport:
 //!
 //! 1. **fan-out** — one publisher at a fixed rate to N subscribers, for each N;
 //! 2. **idle** — N subscribers and no message for T seconds: what merely staying
@@ -8,7 +8,10 @@
 //!    what the fan-out rows already showed;
 //! 4. **throughput** — rising publish rates to a fixed number of subscribers until
 //!    something is lost, or the machine saturates (the publisher, whose every POST
-//!    waits for the server, falls short of the rate asked).
+//!    waits for the server, falls short of the rate asked);
+//! 5. **many rooms** — the same publishes to one room while 0, 100, 1 000 other rooms
+//!    listen, each with its own subscribers: a publish's cost must not grow with them,
+//!    and none of them may receive anything.
 //!
 //! Every search is bounded in steps, and each row is bounded in time by
 //! [`Bench::row`]; Ctrl-C ends the current row and the workloads return what they have.
@@ -18,7 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::measure::{Bench, Row, Spec};
-use crate::stats::Transport;
+use crate::protocol::Transport;
 
 /// Publisher connections for the throughput workload: enough to reach thousands of
 /// messages per second on loopback, few enough not to matter next to the subscribers.
@@ -69,14 +72,7 @@ pub async fn fanout(
             if bench.stop.is_cancelled() {
                 return Ok(());
             }
-            let spec = Spec {
-                transport,
-                subscribers,
-                messages,
-                rate,
-                publishers: 1,
-                idle: Duration::ZERO,
-            };
+            let spec = Spec::publishing(transport, subscribers, messages, rate, 1);
             rows.push(bench.row(&spec).await?);
         }
     }
@@ -96,14 +92,48 @@ pub async fn idle(
             break;
         }
         let spec = Spec {
-            transport,
-            subscribers,
-            messages: 0,
-            rate: 0.0,
-            publishers: 1,
             idle,
+            ..Spec::publishing(transport, subscribers, 0, 0.0, 1)
         };
         rows.push(bench.row(&spec).await?);
+    }
+    Ok(())
+}
+
+/// How the many-rooms workload is run.
+pub struct ManyRooms {
+    /// Subscribers in the lobby, where every message goes.
+    pub subscribers: usize,
+    /// Other rooms to try, ascending (0 is the baseline).
+    pub other_rooms: Vec<usize>,
+    /// Subscribers in each other room.
+    pub per_other_room: usize,
+    pub messages: usize,
+    pub rate: f64,
+}
+
+/// Many-rooms rows: the same publishes to the same lobby audience, while more and more
+/// other rooms, each with its own subscribers, listen on the same server. What a
+/// publish costs (the server's CPU per message, the lobby's latency) should not grow
+/// with them, and none of them should receive anything (`strays`).
+pub async fn many_rooms(
+    bench: &Bench,
+    transports: &[Transport],
+    plan: &ManyRooms,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    for &transport in transports {
+        for &other_rooms in &plan.other_rooms {
+            if bench.stop.is_cancelled() {
+                return Ok(());
+            }
+            let spec = Spec {
+                other_rooms,
+                per_other_room: plan.per_other_room,
+                ..Spec::publishing(transport, plan.subscribers, plan.messages, plan.rate, 1)
+            };
+            rows.push(bench.row(&spec).await?);
+        }
     }
     Ok(())
 }
@@ -151,14 +181,13 @@ pub async fn capacity(
             break;
         }
         let row = bench
-            .row(&Spec {
+            .row(&Spec::publishing(
                 transport,
-                subscribers: next,
-                messages: search.messages,
-                rate: search.rate,
-                publishers: 1,
-                idle: Duration::ZERO,
-            })
+                next,
+                search.messages,
+                search.rate,
+                1,
+            ))
             .await?;
         if row.interrupted {
             break;
@@ -296,14 +325,13 @@ pub async fn throughput(
             break;
         }
         let row = bench
-            .row(&Spec {
+            .row(&Spec::publishing(
                 transport,
-                subscribers: search.subscribers,
-                messages: ((rate * search.seconds).ceil() as usize).max(1),
+                search.subscribers,
+                ((rate * search.seconds).ceil() as usize).max(1),
                 rate,
-                publishers: THROUGHPUT_PUBLISHERS,
-                idle: Duration::ZERO,
-            })
+                THROUGHPUT_PUBLISHERS,
+            ))
             .await?;
         let (clean, achieved) = (row.is_clean(), row.achieved_rate);
         let p99 = row.latency.as_ref().map(|l| l.p99);

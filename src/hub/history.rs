@@ -15,13 +15,32 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::Entry;
+use super::entry::Entry;
 
 /// The ids held: `oldest..=newest`. An empty history has `oldest == newest + 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
     pub oldest: u64,
     pub newest: u64,
+}
+
+impl Bounds {
+    /// A room that never had a message.
+    pub const EMPTY: Self = Self {
+        oldest: 1,
+        newest: 0,
+    };
+
+    /// How many messages are held.
+    pub fn len(&self) -> u64 {
+        self.newest + 1 - self.oldest
+    }
+
+    /// Nothing was ever published here (a history that held something always keeps
+    /// its newest message).
+    pub fn is_empty(&self) -> bool {
+        self.newest == 0
+    }
 }
 
 /// The newest `capacity` messages, oldest first.

@@ -6,30 +6,34 @@
 //! | `sqlite:PATH`     | a SQLite file, written by one writer thread   | yes                | one       |
 //! | `redis://HOST:PORT` | a capped Redis stream, ids from one counter | yes (with AOF)     | many      |
 //!
-//! A store does one thing for the hub: make a draft the next message of the chat and
-//! see that it reaches this instance's view. Reads never come here: every
+//! A store does one thing for the hub: make a draft the next message of its room and
+//! see that it reaches this instance's view of that room. Reads never come here: every
 //! transport reads the view, which each store keeps filled in id order (see
 //! `view.rs`). So a store's only failure a client can see is a publish that could not
 //! be stored, which the API answers with 503 and `Retry-After`, never a silent drop.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::redis::{FOLLOWER_LAG_GRACE, RedisStore};
-use super::sqlite::SqliteStore;
-use super::{Entry, View};
+use super::entry::Entry;
+use super::view::View;
 use crate::message::{Draft, Via};
+use crate::room::RoomName;
 
-/// The chat's log: it assigns ids (1, 2, 3… strictly increasing, never reused) and
-/// feeds this instance's view.
+/// The chat's log: it assigns each room's ids (1, 2, 3… strictly increasing, never
+/// reused) and feeds this instance's view of each room.
 pub trait Store: Send + Sync + 'static {
-    /// Makes `draft` the next message. Resolves with the message as stored, once it is
-    /// in this instance's view, so that the publisher's next read sees it.
-    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>>;
+    /// Makes `draft` the next message of `room`, whose view here is `view`. Resolves
+    /// with the message as stored, once it is in `view`, so that the publisher's next
+    /// read sees it.
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        view: &'a Arc<View>,
+        draft: Draft,
+    ) -> BoxFuture<'a, Result<Arc<Entry>, StoreError>>;
 }
 
 /// A store that could not do what was asked; the words name the store and say why.
@@ -50,82 +54,18 @@ impl StoreError {
     }
 }
 
-/// The value of `--store`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSpec {
-    Memory,
-    Sqlite(std::path::PathBuf),
-    Redis(String),
-}
-
-impl FromStr for StoreSpec {
-    type Err = String;
-
-    fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        if spec == "memory" {
-            Ok(Self::Memory)
-        } else if let Some(path) = spec.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
-            Ok(Self::Sqlite(path.into()))
-        } else if spec.starts_with("redis://") {
-            Ok(Self::Redis(spec.to_owned()))
-        } else {
-            Err(format!(
-                "unknown store {spec:?}: use memory, sqlite:PATH or redis://HOST:PORT"
-            ))
-        }
-    }
-}
-
-impl StoreSpec {
-    /// How long a cursor ahead of this instance's view may only mean that the view has
-    /// not read the shared log that far yet. Only a shared log lags; elsewhere a cursor
-    /// ahead means a restart that lost messages, and is reset at once.
-    pub fn ahead_grace(&self) -> Duration {
-        match self {
-            Self::Redis(_) => FOLLOWER_LAG_GRACE,
-            Self::Memory | Self::Sqlite(_) => Duration::ZERO,
-        }
-    }
-}
-
-impl fmt::Display for StoreSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Memory => f.write_str("memory"),
-            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Self::Redis(url) => f.write_str(url),
-        }
-    }
-}
-
-/// Opens the store `spec` names, loads the newest `keep` messages it holds into
-/// `view`, and starts whatever keeps the view fed.
-pub async fn open(
-    spec: &StoreSpec,
-    view: Arc<View>,
-    keep: usize,
-) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match spec {
-        StoreSpec::Memory => Arc::new(MemoryStore::new(view)),
-        StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path, view, keep).await?),
-        StoreSpec::Redis(url) => Arc::new(RedisStore::open(url, view, keep).await?),
-    })
-}
-
-/// The default: the view is the whole log, and nothing is written anywhere else.
-pub struct MemoryStore {
-    view: Arc<View>,
-}
-
-impl MemoryStore {
-    pub fn new(view: Arc<View>) -> Self {
-        Self { view }
-    }
-}
+/// The default: each room's view is its whole log, and nothing is written anywhere
+/// else.
+pub struct MemoryStore;
 
 impl Store for MemoryStore {
-    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<Arc<Entry>, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.view.append_next(draft))))
+    fn append<'a>(
+        &'a self,
+        _room: &'a RoomName,
+        view: &'a Arc<View>,
+        draft: Draft,
+    ) -> BoxFuture<'a, Result<Arc<Entry>, StoreError>> {
+        Box::pin(std::future::ready(Ok(view.append_next(draft))))
     }
 }
 
@@ -149,16 +89,6 @@ pub fn via_named(name: &str) -> Option<Via> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn store_specs_parse_and_print_back() {
-        for spec in ["memory", "sqlite:chat.db", "redis://127.0.0.1:6379"] {
-            assert_eq!(spec.parse::<StoreSpec>().unwrap().to_string(), spec);
-        }
-        for bad in ["", "sqlite:", "postgres://x", "Memory"] {
-            assert!(bad.parse::<StoreSpec>().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn via_round_trips_through_its_name() {

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
-use super::{Cursor, Entry, Page, View};
+use super::entry::{Cursor, Entry, Page};
+use super::view::View;
 
 /// How many history entries a subscription reads at a time while catching up.
 const CATCH_UP_CHUNK: usize = 256;
@@ -56,14 +57,14 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(super) fn new(
-        view: Arc<View>,
-        live: broadcast::Receiver<Arc<Entry>>,
-        cursor: Cursor,
-    ) -> Self {
+    /// A subscription that starts after `cursor`. It subscribes to the live channel
+    /// *before* reading history: a message applied in between is then both in the
+    /// history read and in the channel, and the subscription skips the copy, instead
+    /// of being in neither.
+    pub(super) fn new(view: Arc<View>, cursor: Cursor) -> Self {
         let mut subscription = Self {
+            live: view.live(),
             view,
-            live,
             backlog: VecDeque::new(),
             last_id: 0,
             reset: false,

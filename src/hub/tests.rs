@@ -4,17 +4,26 @@ use futures::FutureExt;
 
 use super::view::LIVE_CAPACITY;
 use super::*;
-use crate::message::Via;
+use crate::message::{Message, Via};
 
 /// A hub on the memory store, which opens and publishes without waiting.
-fn hub(capacity: usize) -> Hub {
-    Hub::open(&StoreSpec::Memory, capacity)
+fn memory_hub(capacity: usize, max_rooms: usize) -> Hub {
+    Hub::open(&StoreSpec::Memory, capacity, max_rooms)
         .now_or_never()
         .expect("the memory store opens at once")
         .expect("the memory store always opens")
 }
 
-fn publish(hub: &Hub, n: usize) {
+fn room(name: &str) -> RoomName {
+    RoomName::new(name).unwrap()
+}
+
+/// The lobby of a hub on the memory store.
+fn hub(capacity: usize) -> Room {
+    memory_hub(capacity, 10).room(&RoomName::lobby())
+}
+
+fn publish(hub: &Room, n: usize) {
     for i in 0..n {
         let draft = Draft {
             author: "alice".into(),
@@ -110,6 +119,88 @@ fn a_cursor_ahead_of_the_hub_resets_as_after_a_restart() {
     assert_eq!((empty.entries.len(), empty.last_id), (0, 0));
 }
 
+#[test]
+fn each_room_has_its_own_ids_and_a_publish_wakes_nobody_in_another_room() {
+    let hub = memory_hub(100, 10);
+    let (maths, art) = (hub.room(&room("maths")), hub.room(&room("art")));
+    let mut watching_art = art.subscribe(Cursor::After(0));
+    let waiting = art.next_publish();
+    tokio::pin!(waiting);
+    waiting.as_mut().enable();
+
+    publish(&maths, 3);
+    assert_eq!(ids(&maths.page(Cursor::After(0), 100)), [1, 2, 3]);
+    assert!(
+        ready(&mut watching_art).is_empty(),
+        "art heard a maths message"
+    );
+    assert!(
+        waiting.as_mut().now_or_never().is_none(),
+        "art's long polls woke"
+    );
+
+    publish(&art, 1);
+    assert_eq!(
+        ids(&art.page(Cursor::After(0), 100)),
+        [1],
+        "art counts from 1"
+    );
+    assert_eq!(hub.bounds(&room("maths")).newest, 3);
+}
+
+#[test]
+fn an_empty_room_is_forgotten_when_the_last_one_in_it_leaves() {
+    let hub = memory_hub(100, 10);
+    let first = hub.room(&room("quiet"));
+    let second = hub.room(&room("quiet"));
+    assert_eq!(hub.room_count(), 1);
+    drop(first);
+    assert_eq!(hub.rooms()[0].clients, 1, "one is still in it");
+    drop(second);
+    assert_eq!(hub.room_count(), 0, "nothing kept it");
+
+    let chatty = hub.room(&room("chatty"));
+    publish(&chatty, 1);
+    drop(chatty);
+    assert_eq!(hub.room_count(), 1, "a room with history stays");
+    assert_eq!(hub.bounds(&room("chatty")).newest, 1);
+}
+
+#[test]
+fn the_room_cap_counts_rooms_with_history_and_a_refused_publish_creates_nothing() {
+    let hub = memory_hub(100, 2);
+    // Watching empty rooms uses up nothing a publisher needs.
+    let watchers: Vec<Room> = (0..50).map(|i| hub.room(&room(&format!("w{i}")))).collect();
+    publish(&hub.room(&room("a")), 1);
+    publish(&hub.room(&room("b")), 1);
+
+    let third = hub.room(&room("c"));
+    let refused = third.publish(Draft {
+        author: "alice".into(),
+        text: "one room too many".into(),
+        via: Via::Http,
+    });
+    let refused = refused.now_or_never().expect("no waiting");
+    assert!(
+        matches!(refused, Err(PublishError::RoomsFull(RoomsFull(2)))),
+        "{refused:?}"
+    );
+    drop(third);
+    drop(watchers);
+    let names: Vec<String> = hub.rooms().iter().map(|r| r.name.to_string()).collect();
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "the refused room and the watched ones are gone"
+    );
+    publish(&hub.room(&room("a")), 1);
+    assert_eq!(
+        hub.bounds(&room("a")).newest,
+        2,
+        "rooms that exist still take messages"
+    );
+}
+
 #[tokio::test]
 async fn a_subscription_gets_history_then_live_without_gap_or_duplicate() {
     let hub = hub(100);
@@ -201,7 +292,12 @@ async fn a_subscription_with_a_cursor_ahead_of_the_hub_is_reset() {
 
 /// A view fed as the Redis follower feeds it: entries with ids the log gave them.
 fn following(grace: std::time::Duration, ids: std::ops::RangeInclusive<u64>) -> Arc<View> {
-    let view = Arc::new(View::new(100, grace));
+    let view = Arc::new(View::with_live_capacity(
+        100,
+        LIVE_CAPACITY,
+        grace,
+        Arc::default(),
+    ));
     apply(&view, ids);
     view
 }
@@ -222,7 +318,7 @@ fn apply(view: &View, ids: std::ops::RangeInclusive<u64>) {
 async fn a_cursor_ahead_of_a_lagging_follower_waits_for_it_instead_of_resetting() {
     let view = following(std::time::Duration::from_secs(10), 1..=3);
     // A client that saw id 5 on another instance, whose follower had read further.
-    let mut sub = view.subscribe(Cursor::After(5));
+    let mut sub = Subscription::new(view.clone(), Cursor::After(5));
     let (next, ()) = tokio::join!(next_id(&mut sub), async {
         tokio::task::yield_now().await;
         apply(&view, 4..=6);
@@ -233,7 +329,7 @@ async fn a_cursor_ahead_of_a_lagging_follower_waits_for_it_instead_of_resetting(
 #[tokio::test]
 async fn a_cursor_still_ahead_after_the_grace_is_reset() {
     let view = following(std::time::Duration::from_millis(20), 1..=3);
-    let mut sub = view.subscribe(Cursor::After(50));
+    let mut sub = Subscription::new(view.clone(), Cursor::After(50));
     assert!(matches!(
         sub.next().await,
         Some(Delivery::Reset { last_id: 0 })
@@ -348,7 +444,7 @@ mod properties {
             live in 1..8usize,
             steps in proptest::collection::vec(step(), 1..60),
         ) {
-            let hub = Hub::with_live_capacity(history, live);
+            let hub = Hub::with_live_capacity(history, live).room(&RoomName::lobby());
             let mut readers: Vec<Reader> = Vec::new();
             futures::executor::block_on(async {
                 for step in steps {

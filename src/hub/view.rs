@@ -1,5 +1,6 @@
-//! One instance's view of the chat: its in-memory [`History`], the live channel that
-//! feeds push subscribers, and the `Notify` that wakes held long polls.
+//! One instance's view of one room: its in-memory [`History`], the live channel that
+//! feeds push subscribers, and the `Notify` that wakes held long polls. Each room has
+//! its own, so a publish wakes only the subscribers of its room.
 //!
 //! Whatever the store, new messages enter the view through one door, [`View::apply`],
 //! in id order: the `memory` store applies each publish itself, the SQLite writer
@@ -16,47 +17,57 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, broadcast, futures::Notified};
 
+use super::entry::{Cursor, Entry, Page, RECENT};
 use super::history::{Bounds, History};
-use super::{Cursor, Entry, Page, RECENT, Subscription};
 use crate::message::{Draft, Message};
 
 /// How many published messages the broadcast channel buffers for a slow subscriber
 /// before it reports `Lagged`; a lagging subscriber re-reads the rest from history.
 pub(super) const LIVE_CAPACITY: usize = 1024;
 
+/// One room's view.
 pub struct View {
     history: Mutex<History>,
     live: broadcast::Sender<Arc<Entry>>,
     published: Notify,
-    /// Publishes the store refused, and reads of a shared log that failed.
-    store_errors: AtomicU64,
     /// How long a cursor ahead of this view may be lag rather than a restart; zero
     /// unless the view follows a shared log (see `subscription.rs`).
     ahead_grace: Duration,
+    /// Shared by every room's view.
+    counters: Arc<HubCounters>,
+}
+
+/// What went wrong, over every room.
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    /// Publishes the store refused, and reads of a shared log that failed.
+    pub store_errors: AtomicU64,
     /// Times a subscriber fell so far behind that the live channel dropped messages
     /// for it (it then re-read them from history).
-    lags: AtomicU64,
+    pub lags: AtomicU64,
+}
+
+impl HubCounters {
+    pub fn count_store_error(&self) {
+        self.store_errors.fetch_add(1, Relaxed);
+    }
 }
 
 impl View {
-    /// A view of the newest `capacity` messages; see [`View::ahead_grace`].
-    pub fn new(capacity: usize, ahead_grace: Duration) -> Self {
-        Self::with_live_capacity(capacity, LIVE_CAPACITY, ahead_grace)
-    }
-
-    /// A view whose live channel buffers `live_capacity` messages per subscriber.
+    /// A view of the newest `capacity` messages whose live channel buffers
+    /// `live_capacity` messages per subscriber; see [`View::ahead_grace`].
     pub(super) fn with_live_capacity(
         capacity: usize,
         live_capacity: usize,
         ahead_grace: Duration,
+        counters: Arc<HubCounters>,
     ) -> Self {
         Self {
             history: Mutex::new(History::new(capacity)),
             ahead_grace,
             live: broadcast::channel(live_capacity).0,
             published: Notify::new(),
-            store_errors: AtomicU64::new(0),
-            lags: AtomicU64::new(0),
+            counters,
         }
     }
 
@@ -142,12 +153,9 @@ impl View {
         }
     }
 
-    /// A subscription that starts after `cursor`. It subscribes to the live channel
-    /// *before* reading history: a message applied in between is then both in the
-    /// history read and in the channel, and the subscription skips the copy, instead
-    /// of being in neither.
-    pub fn subscribe(self: &Arc<Self>, cursor: Cursor) -> Subscription {
-        Subscription::new(self.clone(), self.live.subscribe(), cursor)
+    /// A receiver of every entry applied from now on.
+    pub(super) fn live(&self) -> broadcast::Receiver<Arc<Entry>> {
+        self.live.subscribe()
     }
 
     /// Completes at the next message applied; see [`super::Hub::next_publish`].
@@ -166,19 +174,11 @@ impl View {
     }
 
     pub fn count_store_error(&self) {
-        self.store_errors.fetch_add(1, Relaxed);
-    }
-
-    pub fn store_errors(&self) -> u64 {
-        self.store_errors.load(Relaxed)
+        self.counters.count_store_error();
     }
 
     pub(super) fn count_lag(&self) {
-        self.lags.fetch_add(1, Relaxed);
-    }
-
-    pub fn lags(&self) -> u64 {
-        self.lags.load(Relaxed)
+        self.counters.lags.fetch_add(1, Relaxed);
     }
 
     fn history(&self) -> MutexGuard<'_, History> {

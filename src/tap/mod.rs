@@ -46,13 +46,13 @@ use hyper::body::Frame;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::protocol::Transport;
 
 /// Middleware on every API request: reads `tap=` and points the connection at it.
 pub async fn attach(
-    State(app): State<Arc<AppState>>,
+    State(taps): State<Arc<Taps>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -61,13 +61,13 @@ pub async fn attach(
     };
     let tap = match tap_param(request.uri().query())? {
         Some(id) => Some((
-            app.taps.open(id)?,
+            taps.open(id)?,
             route(request.method(), request.uri().path()),
         )),
         None => None,
     };
     // Nobody taps this connection, and nobody taps at all: leave it alone.
-    let involved = tap.is_some() || connection.is_live() || app.taps.any_open();
+    let involved = tap.is_some() || connection.is_live() || taps.any_open();
     if !involved {
         return Ok(next.run(request).await);
     }
@@ -109,14 +109,21 @@ fn valid_id(id: &str) -> Result<&str, ApiError> {
 
 /// Which transport a request belongs to, for the page to show it in the right pane.
 fn route(method: &Method, path: &str) -> &'static str {
-    match (method.as_str(), path) {
-        ("GET", "/api/messages") => "short_poll",
-        ("POST", "/api/messages") => "publish",
-        ("GET", "/api/messages/long-poll") => "long_poll",
-        ("GET", "/api/events") => "sse",
-        ("GET", "/api/ws") => "websocket",
-        _ => "other",
+    // The lobby's paths (`/api/events`) and any room's (`/api/rooms/{room}/events`).
+    let endpoint = match path.strip_prefix("/api/rooms/") {
+        Some(in_room) => in_room.split_once('/').map(|(_, endpoint)| endpoint),
+        None => path.strip_prefix("/api/"),
+    };
+    let Some(endpoint) = endpoint else {
+        return "other";
+    };
+    if *method == Method::POST && endpoint == Transport::ShortPoll.endpoint() {
+        return "publish";
     }
+    Transport::ALL
+        .into_iter()
+        .find(|t| *method == Method::GET && t.endpoint() == endpoint)
+        .map_or("other", Transport::name)
 }
 
 /// A response body that tells the connection when it has ended.
@@ -170,14 +177,14 @@ pub struct Since {
 
 /// `GET /api/tap/{id}?since=SEQ`: the tap's rows after `since` (opening it if new).
 pub async fn read(
-    State(app): State<Arc<AppState>>,
+    State(taps): State<Arc<Taps>>,
     Path(id): Path<String>,
     Query(Since { since }): Query<Since>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    if !app.taps.enabled() {
+    if !taps.enabled() {
         return Err(ApiError::TapOff);
     }
-    let tap = app.taps.open(valid_id(&id)?)?;
+    let tap = taps.open(valid_id(&id)?)?;
     Ok(axum::Json(tap.read(since.unwrap_or(0))))
 }
 

@@ -20,46 +20,34 @@
 //! each answer the client must ask again; messages published in that gap are not lost,
 //! because the next request's `since` picks them up.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Extension, State};
 use axum::response::Response;
 use tokio::time::{Instant, sleep_until};
 
+use super::arrival::Arrival;
 use super::cursor::{CursorParams, non_negative};
-use super::{Attendance, short_poll};
-use crate::AppState;
+use super::short_poll;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::Cursor;
-use crate::presence::Visitor;
-use crate::server::{Carrier, ClientAddr};
-use crate::stats::Transport;
+use crate::protocol::{MAX_HOLD, Transport};
 
-/// The longest a request is held, and the default.
-pub const MAX_HOLD: Duration = Duration::from_secs(30);
-
-/// `GET /api/messages/long-poll?since=ID&timeout=S`: answer when there is news.
-pub async fn long_poll(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    Extension(carrier): Extension<Carrier>,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
-) -> Result<Response, ApiError> {
-    let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(&params)?);
-    let mut attendance =
-        Attendance::begin(&app, Transport::LongPoll, &visitor, client.ip(), &carrier)?;
+/// `GET /api/rooms/{room}/messages/long-poll?since=ID&timeout=S` (the lobby's at
+/// `/api/messages/long-poll`): answer when there is news in the room.
+pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
+    let params = &arrival.params;
+    let (mut cursor, limit, hold) = (params.cursor()?, params.limit()?, hold(params)?);
+    let mut attendance = arrival.attend(Transport::LongPoll)?;
+    let room = attendance.room().clone();
     let deadline = Instant::now() + hold;
-    app.hub.settle(cursor).await;
+    room.settle(cursor).await;
     loop {
         // Register for the next publish before looking, so none slips between the two.
-        let published = app.hub.next_publish();
+        let published = room.next_publish();
         tokio::pin!(published);
         published.as_mut().enable();
 
-        let page = app.hub.page(cursor, limit);
+        let page = room.page(cursor, limit);
         // Answer at once with news, with a reset (a cursor ahead of the hub is never
         // held), or when the client asked not to wait.
         if !page.entries.is_empty() || page.reset || hold.is_zero() {
@@ -71,7 +59,7 @@ pub async fn long_poll(
         tokio::select! {
             () = &mut published => continue,
             () = sleep_until(deadline) => {}
-            () = app.shutdown.cancelled() => {}
+            () = arrival.app.shutdown.cancelled() => {}
         }
         return Ok(short_poll::answer(&mut attendance, cursor, page));
     }

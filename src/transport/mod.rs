@@ -8,8 +8,11 @@
 //! | [`websocket`]  | an upgraded connection, frames both ways      | both, any time   |
 //!
 //! All four read the same [`Hub`](crate::hub::Hub); what they share beyond it is in
-//! [`cursor`] (parameters) and [`Attendance`] (counting who is connected).
+//! [`arrival`] (what a request brings: who, from where, which cursor), [`cursor`]
+//! (parsing the parameters), [`Attendance`] (counting who is connected) and
+//! [`publish`] (the one way a message enters the hub, over HTTP or WebSocket).
 
+pub mod arrival;
 pub mod cursor;
 pub mod long_poll;
 pub mod short_poll;
@@ -21,19 +24,38 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::hub::Entry;
+use crate::hub::{Entry, Room};
+use crate::message::{NewMessage, Via};
 use crate::presence::{Seat, Visitor};
+use crate::protocol::Transport;
 use crate::server::Carrier;
-use crate::stats::{Counters, HttpVersion, Transport};
+use crate::state::AppState;
+use crate::stats::{Counters, HttpVersion};
 
-/// A request or connection in progress: counted in `open`, held against the
-/// connection caps and listed as online until dropped, however it ends (answered,
+/// The one way a message enters the hub, whichever way it came: checked against the
+/// message rules, then against the sender's publish rate, then stored. An error says
+/// which step refused it; nothing is stored unless every step passed.
+pub async fn publish(
+    app: &AppState,
+    room: &Room,
+    ip: IpAddr,
+    new: NewMessage,
+    via: Via,
+) -> Result<Arc<Entry>, ApiError> {
+    let draft = new.validate(via)?;
+    app.publish_rate.check(ip)?;
+    Ok(room.publish(draft).await?)
+}
+
+/// A request or connection in progress: in its room, counted in `open`, held against
+/// the connection caps and listed as online until dropped, however it ends (answered,
 /// closed by the client, or cancelled).
 pub struct Attendance {
     app: Arc<AppState>,
+    room: Arc<Room>,
     transport: Transport,
+    /// The HTTP that carries it (its connection's, see [`Carrier`]).
     http: HttpVersion,
     seat: Option<Seat>,
     ip: IpAddr,
@@ -48,12 +70,13 @@ impl Attendance {
     /// the TCP connection the request came on (on HTTP/2, shared with others).
     pub fn begin(
         app: &Arc<AppState>,
+        room: Arc<Room>,
         transport: Transport,
         visitor: &Visitor,
         ip: IpAddr,
         carrier: &Carrier,
     ) -> Result<Self, ApiError> {
-        let seat = visitor.seat(transport)?;
+        let seat = visitor.seat(room.name(), transport)?;
         if transport.holds_connection() {
             app.caps.admit(ip)?;
         }
@@ -72,12 +95,18 @@ impl Attendance {
         }
         Ok(Self {
             app: app.clone(),
+            room,
             transport,
             http: carrier.http,
             seat,
             ip,
             news_since: Utc::now(),
         })
+    }
+
+    /// The room this client is in: what it reads, and where it publishes.
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
     }
 
     /// This transport's counters.

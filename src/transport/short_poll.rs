@@ -17,45 +17,24 @@
 //! one interval before a message is seen. Gain: nothing is held open on the server,
 //! and it works through any proxy, cache or firewall that speaks HTTP.
 
-use std::sync::Arc;
-
-use axum::extract::{ConnectInfo, Extension, State};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::Attendance;
-use super::cursor::CursorParams;
-use crate::AppState;
+use super::arrival::Arrival;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::{Cursor, Page};
-use crate::presence::Visitor;
-use crate::server::{Carrier, ClientAddr};
-use crate::stats::{Counters, Transport};
+use crate::protocol::{PollAnswer, Transport};
+use crate::stats::Counters;
 
-/// `GET /api/messages?since=ID&limit=N`: whatever is newer than `since`, right now.
-pub async fn poll(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    Extension(carrier): Extension<Carrier>,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
-) -> Result<Response, ApiError> {
-    let (cursor, limit) = (params.cursor()?, params.limit()?);
-    let mut attendance =
-        Attendance::begin(&app, Transport::ShortPoll, &visitor, client.ip(), &carrier)?;
-    app.hub.settle(cursor).await;
-    Ok(answer(&mut attendance, cursor, app.hub.page(cursor, limit)))
-}
-
-/// The JSON body of a poll answer; the long poll answers the same way.
-#[derive(Serialize)]
-struct PollAnswer<'a> {
-    /// Each message's JSON was serialized once by the hub and is copied in as is.
-    messages: Vec<&'a RawValue>,
-    last_id: u64,
-    reset: bool,
+/// `GET /api/rooms/{room}/messages?since=ID&limit=N` (the lobby's at `/api/messages`):
+/// whatever is newer than `since`, right now.
+pub async fn poll(arrival: Arrival) -> Result<Response, ApiError> {
+    let (cursor, limit) = (arrival.params.cursor()?, arrival.params.limit()?);
+    let mut attendance = arrival.attend(Transport::ShortPoll)?;
+    let room = attendance.room().clone();
+    room.settle(cursor).await;
+    Ok(answer(&mut attendance, cursor, room.page(cursor, limit)))
 }
 
 /// Turns a page of the history into the poll answer, and counts what it sends.
@@ -64,7 +43,8 @@ pub fn answer(attendance: &mut Attendance, cursor: Cursor, page: Page) -> Respon
         attendance.following();
     }
     let counters = attendance.counters();
-    let body = PollAnswer {
+    // Each message's JSON was serialized once by the hub and is copied in as is.
+    let body = PollAnswer::<&RawValue> {
         messages: page.entries.iter().map(|e| &*e.json).collect(),
         last_id: page.last_id,
         reset: page.reset,

@@ -27,42 +27,27 @@
 //! text you can read with `curl -N`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt, stream};
-use serde_json::json;
 
 use super::Attendance;
+use super::arrival::Arrival;
 use super::cursor::{CursorParams, cursor_from};
-use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::Query;
 use crate::hub::{Cursor, Delivery};
-use crate::presence::Visitor;
-use crate::server::{Carrier, ClientAddr};
-use crate::stats::{Counters, Transport};
+use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
+use crate::stats::Counters;
 
-/// The reconnection delay suggested to `EventSource`.
-pub const RETRY: Duration = Duration::from_secs(3);
-
-/// `GET /api/events?since=ID`: the stream of events.
-pub async fn events(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    Extension(carrier): Extension<Carrier>,
-    headers: HeaderMap,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
-) -> Result<Response, ApiError> {
-    let cursor = resume_point(&headers, &params)?;
-    let attendance = Attendance::begin(&app, Transport::Sse, &visitor, client.ip(), &carrier)?;
-    let events =
-        stream_from(&app, attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
+/// `GET /api/rooms/{room}/events?since=ID` (the lobby's at `/api/events`): the stream
+/// of the room's events.
+pub async fn events(headers: HeaderMap, arrival: Arrival) -> Result<Response, ApiError> {
+    let cursor = resume_point(&headers, &arrival.params)?;
+    let attendance = arrival.attend(Transport::Sse)?;
+    let app = arrival.app;
+    let events = stream_from(attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
     let keep_alive = KeepAlive::new()
         .interval(app.config.sse_keep_alive)
         .text("keep-alive");
@@ -86,12 +71,11 @@ fn resume_point(headers: &HeaderMap, params: &CursorParams) -> Result<Cursor, Ap
 
 /// A `retry:` hint, then one event per delivery.
 fn stream_from(
-    app: &AppState,
     attendance: Attendance,
     cursor: Cursor,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
-    let subscription = app.hub.subscribe(cursor);
-    let retry = Event::default().retry(RETRY);
+    let subscription = attendance.room().subscribe(cursor);
+    let retry = Event::default().retry(SSE_RETRY);
     let deliveries = stream::unfold(
         (attendance, subscription),
         |(attendance, mut subscription)| async move {
@@ -111,15 +95,16 @@ fn encode(attendance: &Attendance, delivery: Delivery) -> Event {
             attendance.sent([&entry], data.len());
             Event::default()
                 .id(entry.id().to_string())
-                .event("message")
+                .event(SSE_MESSAGE)
                 .data(data)
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
             Event::default()
                 .id(last_id.to_string())
-                .event("reset")
-                .data(json!({ "last_id": last_id }).to_string())
+                .event(SSE_RESET)
+                .json_data(Reset { last_id })
+                .expect("a reset is a number")
         }
     }
 }

@@ -42,41 +42,27 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::Attendance;
-use super::cursor::CursorParams;
+use super::arrival::Arrival;
 use crate::error::ApiError;
-use crate::extract::Query;
-use crate::hub::{Cursor, Delivery};
-use crate::message::{NewMessage, Via};
-use crate::presence::Visitor;
-use crate::server::{Carrier, ClientAddr, Serving};
-use crate::stats::{Counters, HttpVersion, Transport};
-use crate::{AppState, MAX_BODY_BYTES};
+use crate::hub::{Cursor, Delivery, Room};
+use crate::message::MAX_BODY_BYTES;
+use crate::message::Via;
+use crate::protocol::{ClientFrame, ServerFrame, Transport};
+use crate::server::Serving;
+use crate::state::AppState;
+use crate::stats::{Counters, HttpVersion};
 
 /// Each socket's read buffer (see `upgrade`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
-
-/// What a client may send.
-#[derive(Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "lowercase",
-    expecting = r#"an object with a "type""#
-)]
-enum ClientFrame {
-    Send(NewMessage),
-}
 
 /// What the reader task tells the writer.
 enum FromReader {
@@ -86,17 +72,12 @@ enum FromReader {
     Heard,
 }
 
-/// `GET /api/ws?since=ID` (HTTP/1.1) or `CONNECT` (HTTP/2): checks the page's origin,
-/// then upgrades.
-#[allow(clippy::too_many_arguments)] // axum extractors: each one input of the handshake
+/// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`), or `CONNECT` over
+/// HTTP/2: checks the page's origin, then upgrades.
 pub async fn upgrade(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(client): ClientAddr,
-    Extension(carrier): Extension<Carrier>,
     headers: HeaderMap,
     uri: Uri,
-    Query(params): Query<CursorParams>,
-    Query(visitor): Query<Visitor>,
+    arrival: Arrival,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws?;
@@ -104,20 +85,20 @@ pub async fn upgrade(
     let keyed = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .is_some_and(|key| is_handshake_key(key.as_bytes()));
-    if carrier.http == HttpVersion::Http1 && !keyed {
+    if arrival.carrier.http == HttpVersion::Http1 && !keyed {
         return Err(ApiError::BadRequest(
             "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455)".into(),
         ));
     }
-    app.origins.check(&headers, &uri)?;
-    let cursor = params.cursor()?;
-    let attendance =
-        Attendance::begin(&app, Transport::Websocket, &visitor, client.ip(), &carrier)?;
+    arrival.app.origins.check(&headers, &uri)?;
+    let cursor = arrival.params.cursor()?;
+    let attendance = arrival.attend(Transport::Websocket)?;
+    let (app, ip) = (arrival.app, arrival.ip);
     // Taken before the upgrade completes, so that a shutdown in between still waits
     // for this socket's close frame.
     let holds = Holds {
         _close_awaited: app.sockets.token(),
-        _connection_in_use: carrier.hold(),
+        _connection_in_use: arrival.carrier.hold(),
     };
     Ok(ws
         .max_message_size(MAX_BODY_BYTES)
@@ -125,7 +106,7 @@ pub async fn upgrade(
         // The library reserves a 128 KiB read buffer per socket by default; clients
         // send small frames, so 4 KiB keeps an idle connection cheap.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, client.ip(), holds)))
+        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, ip, holds)))
 }
 
 /// What a socket keeps for as long as it lives: shutdown waits for its close frame,
@@ -147,9 +128,10 @@ async fn connection(
 ) {
     let config = &app.config;
     let (mut sink, stream) = socket.split();
-    let mut subscription = app.hub.subscribe(cursor);
+    let room = attendance.room().clone();
+    let mut subscription = room.subscribe(cursor);
     let (to_writer, mut from_reader) = mpsc::channel(16);
-    let reader = tokio::spawn(read_frames(stream, app.clone(), ip, to_writer));
+    let reader = tokio::spawn(read_frames(stream, app.clone(), room, ip, to_writer));
 
     let mut pings = interval_at(Instant::now() + config.ws_ping, config.ws_ping);
     // When the oldest unanswered ping must be answered by.
@@ -197,6 +179,7 @@ async fn connection(
 async fn read_frames(
     mut stream: SplitStream<WebSocket>,
     app: Arc<AppState>,
+    room: Arc<Room>,
     ip: IpAddr,
     to_writer: mpsc::Sender<FromReader>,
 ) {
@@ -205,7 +188,7 @@ async fn read_frames(
         // from the next one.
         let _ = to_writer.try_send(FromReader::Heard);
         let outcome = match frame {
-            Ok(Message::Text(text)) => publish(&app, ip, &text).await,
+            Ok(Message::Text(text)) => publish_frame(&app, &room, ip, &text).await,
             Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
             Ok(Message::Pong(_)) => Ok(()),
             Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
@@ -218,7 +201,7 @@ async fn read_frames(
             }
         };
         if let Err(error) = outcome {
-            let reply = json!({ "type": "error", "error": error }).to_string();
+            let reply = ServerFrame::<()>::Error { error }.to_text();
             if to_writer
                 .send(FromReader::Write(Message::text(reply)))
                 .await
@@ -230,29 +213,30 @@ async fn read_frames(
     }
 }
 
-/// A `send` frame becomes a message in the hub; anything else, or a message the store
+/// A `send` frame becomes a message in the socket's room; anything else, or a message the store
 /// could not keep, is explained back.
-async fn publish(app: &AppState, ip: IpAddr, text: &str) -> Result<(), String> {
+async fn publish_frame(app: &AppState, room: &Room, ip: IpAddr, text: &str) -> Result<(), String> {
     let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
         format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
     })?;
-    let draft = new.validate(Via::Websocket).map_err(|e| e.to_string())?;
-    app.publish_rate.check(ip).map_err(|e| e.to_string())?;
-    let stored = app.hub.publish(draft).await;
-    stored.map(drop).map_err(|e| ApiError::from(e).to_string())
+    let stored = super::publish(app, room, ip, new, Via::Websocket).await;
+    stored.map(drop).map_err(|e| e.to_string())
 }
 
 /// A delivery as a text frame.
 fn encode(attendance: &Attendance, delivery: Delivery) -> Message {
     let frame = match delivery {
         Delivery::Message(entry) => {
-            let frame = format!(r#"{{"type":"message","message":{}}}"#, entry.json.get());
+            let frame = ServerFrame::Message {
+                message: &*entry.json,
+            }
+            .to_text();
             attendance.sent([&entry], frame.len());
             frame
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            json!({ "type": "reset", "last_id": last_id }).to_string()
+            ServerFrame::<()>::Reset { last_id }.to_text()
         }
     };
     Message::text(frame)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use pushlab::config::Config;
+use pushlab::protocol::{PollAnswer, SSE_MESSAGE, ServerFrame};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -18,6 +19,12 @@ use tokio_tungstenite::tungstenite;
 
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The path of an endpoint of a room: `in_room("maths", "events")` is
+/// `/api/rooms/maths/events`.
+pub fn in_room(room: &str, endpoint: &str) -> String {
+    format!("/api/rooms/{room}/{endpoint}")
+}
 
 /// A pushlab server running in this process.
 pub struct Server {
@@ -101,9 +108,14 @@ impl Server {
 
     /// Posts a message over HTTP and returns the stored message.
     pub async fn post(&self, author: &str, text: &str) -> Value {
+        self.post_to("lobby", author, text).await
+    }
+
+    /// Posts a message to a room over HTTP and returns the stored message.
+    pub async fn post_to(&self, room: &str, author: &str, text: &str) -> Value {
         let response = self
             .http
-            .post(self.url("/api/messages"))
+            .post(self.url(&in_room(room, "messages")))
             .json(&json!({ "author": author, "text": text }))
             .send()
             .await
@@ -121,6 +133,13 @@ impl Server {
 
     pub async fn stats(&self) -> Value {
         self.get_json("/api/stats").await.1
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
     }
 
     /// Asks the server to shut down gracefully and waits until it has.
@@ -177,7 +196,17 @@ pub struct SseClient {
 
 impl SseClient {
     pub async fn connect(server: &Server, query: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = server.http.get(server.url(&format!("/api/events{query}")));
+        Self::connect_to(server, "/api/events", query, last_event_id).await
+    }
+
+    /// Opens the stream at `path` (a room's `…/events`).
+    pub async fn connect_to(
+        server: &Server,
+        path: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Self {
+        let mut request = server.http.get(server.url(&format!("{path}{query}")));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -267,7 +296,7 @@ impl SseClient {
             let event = within("an SSE event", self.next_event())
                 .await
                 .expect("SSE stream ended");
-            if event.event.as_deref() == Some("message") {
+            if event.event.as_deref() == Some(SSE_MESSAGE) {
                 return event.json();
             }
             assert!(event.event.is_none(), "unexpected event {event:?}");
@@ -295,7 +324,12 @@ impl WsClient {
     }
 
     pub async fn connect(server: &Server, query: &str) -> Self {
-        let url = format!("ws://{}/api/ws{query}", server.addr);
+        Self::connect_to(server, "/api/ws", query).await
+    }
+
+    /// Connects to the socket at `path` (a room's `…/ws`).
+    pub async fn connect_to(server: &Server, path: &str, query: &str) -> Self {
+        let url = format!("ws://{}{path}{query}", server.addr);
         let (socket, _) = within(
             "the WebSocket handshake",
             tokio_tungstenite::connect_async(url),
@@ -350,28 +384,32 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> WsClient<S> {
     /// The next `{"type":"message"}` frame's message.
     pub async fn next_message(&mut self) -> Value {
         let frame = self.next_frame().await.expect("socket closed");
-        assert_eq!(frame["type"], "message", "unexpected frame {frame}");
-        frame["message"].clone()
+        match serde_json::from_value(frame.clone()) {
+            Ok(ServerFrame::Message { message }) => message,
+            _ => panic!("expected a message frame, got {frame}"),
+        }
     }
 }
 
 /// A short-poll or long-poll client that follows `last_id`.
 pub struct Poller {
-    pub path: &'static str,
+    pub path: String,
     pub cursor: u64,
 }
 
 impl Poller {
     pub fn short() -> Self {
-        Self {
-            path: "/api/messages",
-            cursor: 0,
-        }
+        Self::at("/api/messages")
     }
 
     pub fn long() -> Self {
+        Self::at("/api/messages/long-poll")
+    }
+
+    /// A poller of `path` (a room's `…/messages` or `…/messages/long-poll`).
+    pub fn at(path: &str) -> Self {
         Self {
-            path: "/api/messages/long-poll",
+            path: path.to_owned(),
             cursor: 0,
         }
     }
@@ -382,9 +420,10 @@ impl Poller {
             .get_json(&format!("{}?since={}", self.path, self.cursor))
             .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["reset"], false, "{body}");
-        self.cursor = body["last_id"].as_u64().unwrap();
-        body["messages"].as_array().unwrap().clone()
+        let answer: PollAnswer<Value> = serde_json::from_value(body.clone()).unwrap();
+        assert!(!answer.reset, "{body}");
+        self.cursor = answer.last_id;
+        answer.messages
     }
 
     /// Polls until `n` messages have arrived, and returns them.

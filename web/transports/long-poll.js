@@ -1,7 +1,7 @@
 // Long polling: ask, and let the server wait before it answers.
 //
 // How it works: the browser sends
-//   GET /api/messages/long-poll?since=<cursor>&timeout=25
+//   GET /api/rooms/<room>/messages/long-poll?since=<cursor>&timeout=25
 // If something newer than the cursor exists the server answers at once;
 // otherwise it *holds* the request open until a message is published (then
 // answers within milliseconds) or the timeout passes (then answers with
@@ -21,8 +21,10 @@ import { Transport, fetchJson } from './transport.js';
 const HOLD_SECONDS = 25; // below the server's 30 s maximum and common proxy timeouts
 
 export class LongPoll extends Transport {
+  static kind = 'long_poll';
+
   constructor(options = {}) {
-    super({ ...options, kind: 'long_poll' });
+    super(options);
     this.inflight = null;
   }
 
@@ -37,7 +39,7 @@ export class LongPoll extends Transport {
       this.inflight = new AbortController();
       let page;
       try {
-        const url = `/api/messages/long-poll?${this.query({ timeout })}`;
+        const url = `${this.path('messages/long-poll')}?${this.query({ timeout })}`;
         page = await fetchJson(this, url, this.inflight.signal);
       } catch (error) {
         if (epoch === this.epoch) this.retryLater(epoch, error);

@@ -1,7 +1,7 @@
 // Short polling: ask again and again.
 //
 // How it works: every `interval` the browser sends an ordinary request,
-//   GET /api/messages?since=<cursor>
+//   GET /api/rooms/<room>/messages?since=<cursor>
 // and the server answers at once with whatever is newer than the cursor,
 // usually nothing: {"messages": [], "last_id": 41}. The answer's last_id is
 // the cursor for the next request.
@@ -16,8 +16,11 @@
 import { Transport, fetchJson } from './transport.js';
 
 export class ShortPoll extends Transport {
+  static kind = 'short_poll';
+  static interval = true;
+
   constructor(options = {}) {
-    super({ ...options, kind: 'short_poll' });
+    super(options);
     this.interval = options.interval ?? 2000; // milliseconds between polls
     this.timer = null;
     this.inflight = null;
@@ -40,7 +43,7 @@ export class ShortPoll extends Transport {
     this.timer = null;
     this.inflight = new AbortController();
     try {
-      const page = await fetchJson(this, `/api/messages?${this.query()}`, this.inflight.signal);
+      const page = await fetchJson(this, `${this.path('messages')}?${this.query()}`, this.inflight.signal);
       if (epoch !== this.epoch) return; // dropped or disconnected meanwhile
       this.receivePage(page);
       if (this.state !== 'connected') this.setState('connected', { cursor: this.cursor });

@@ -1,7 +1,7 @@
 // Server-Sent Events: one response that never ends.
 //
 // How it works: the browser's EventSource sends one request,
-//   GET /api/events?since=<cursor>
+//   GET /api/rooms/<room>/events?since=<cursor>
 // and the server answers with `Content-Type: text/event-stream` and keeps the
 // response open, writing each message as a small text block:
 //   id: 42
@@ -21,13 +21,16 @@
 import { Transport, byteLength } from './transport.js';
 
 export class Sse extends Transport {
+  static kind = 'sse';
+  static push = true;
+
   constructor(options = {}) {
-    super({ ...options, kind: 'sse' });
+    super(options);
     this.source = null;
   }
 
   open(epoch) {
-    const url = `/api/events?${this.query()}`;
+    const url = `${this.path('events')}?${this.query()}`;
     const source = new EventSource(url);
     this.source = source;
     this.counters.requests++;

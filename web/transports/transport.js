@@ -24,6 +24,7 @@
 //   onError(fn)      fn(text): the server refused a frame we sent (WebSocket only)
 //   counters         { requests, empty, bytes, messages, duplicates, lost }
 //   cursor           id of the last delivered message, or null before the first
+//   room             the room it reads (each room has its own ids and cursors)
 //
 // Ids are assigned by the server 1, 2, 3… with no gaps, so a transport can
 // check itself: a message at or below the cursor is a duplicate, a jump past
@@ -32,16 +33,25 @@
 export const STATES = ['connecting', 'connected', 'reconnecting', 'dropped', 'disconnected'];
 
 export class Transport {
+  // Each technique's module says what it is (read by index.js and the page):
+  //   static kind      the server's name for it: short_poll, long_poll, sse, websocket
+  //   static push      true when the server writes whenever it likes (no empty answers)
+  //   static interval  true when it asks at an interval the user can set
+  static kind = '';
+  static push = false;
+  static interval = false;
+
   /**
    * @param {object} options
-   * @param {string} options.kind      the server's name for it: short_poll, long_poll, sse, websocket
+   * @param {string} [options.room]           the room to read: 'lobby' unless told
    * @param {number|null} [options.cursor]    where to resume from (null: the 50 most recent)
    * @param {object} [options.counters]       counters to continue from
    * @param {string} [options.client]         presence id this page chose
    * @param {string} [options.name]           display name for presence
    */
-  constructor({ kind, cursor = null, counters = {}, client = '', name = '' }) {
-    this.kind = kind;
+  constructor({ room = 'lobby', cursor = null, counters = {}, client = '', name = '' } = {}) {
+    this.kind = this.constructor.kind;
+    this.room = room;
     this.tap = ''; // the page's wire tap id (see ../wire-tap.js), once the server records for it
     this.cursor = cursor;
     this.client = client;
@@ -111,6 +121,14 @@ export class Transport {
     this.emit('status', state, detail);
   }
 
+  /**
+   * The path of one of the room's endpoints: /api/rooms/<room>/<endpoint>, or for
+   * the lobby the shorter path it had before rooms (/api/<endpoint>).
+   */
+  path(endpoint) {
+    return roomPath(this.room, endpoint);
+  }
+
   /** The query string every request carries: the cursor and who we are. */
   query(extra = {}) {
     const q = new URLSearchParams();
@@ -163,6 +181,15 @@ export class Transport {
   event(summary) {
     this.wire('page', 0, summary, 'event');
   }
+}
+
+/**
+ * Where a room's endpoint is: /api/rooms/<room>/<endpoint>, or for the lobby
+ * the shorter path it had before rooms (/api/<endpoint>). As protocol::path.
+ */
+export function roomPath(room, endpoint) {
+  if (room === 'lobby') return `/api/${endpoint}`;
+  return `/api/rooms/${encodeURIComponent(room)}/${endpoint}`;
 }
 
 /** UTF-8 length of a string: what it weighs on the wire. */

@@ -1,7 +1,7 @@
 // WebSocket: one connection, messages both ways.
 //
 // How it works: the browser sends one HTTP request,
-//   GET /api/ws?since=<cursor>   (Upgrade: websocket)
+//   GET /api/rooms/<room>/ws?since=<cursor>   (Upgrade: websocket)
 // the server answers `101 Switching Protocols`, and from then on the TCP
 // connection carries WebSocket frames instead of HTTP. The server pushes
 //   {"type":"message","message":{…}}
@@ -19,14 +19,17 @@
 import { Transport, byteLength } from './transport.js';
 
 export class WebSocketTransport extends Transport {
+  static kind = 'websocket';
+  static push = true;
+
   constructor(options = {}) {
-    super({ ...options, kind: 'websocket' });
+    super(options);
     this.socket = null;
   }
 
   open(epoch) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const path = `/api/ws?${this.query()}`;
+    const path = `${this.path('ws')}?${this.query()}`;
     const socket = new WebSocket(`${scheme}//${location.host}${path}`);
     this.socket = socket;
     this.counters.requests++; // the upgrade request

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use self::http::Endpoint;
 use super::tally::{Receipts, parse_probe};
 use super::wire::Wire;
-use crate::stats::Transport;
+use crate::protocol::{PollAnswer, Transport, path};
+use crate::room::LOBBY;
 
 /// What one row of the bench shares between its publisher and its subscribers.
 pub struct Run {
@@ -40,11 +41,17 @@ pub struct Run {
     pub transport: Transport,
     /// The author of this run's messages: anything else on the chat is ignored.
     pub tag: String,
-    /// The cursor subscribers start from: the newest id before the run.
+    /// The cursor subscribers of the lobby start from: the newest id before the run.
     pub since: u64,
-    /// How many messages the publisher sends (sequence numbers `0..messages`).
+    /// How many messages the publisher sends (sequence numbers `0..messages`), all to
+    /// the lobby.
     pub messages: usize,
+    /// Subscribers in the lobby, where the messages go: clients `0..subscribers`.
     pub subscribers: usize,
+    /// Other rooms, each with `per_other_room` subscribers (the clients after the
+    /// lobby's, round-robin): they should receive nothing.
+    pub other_rooms: usize,
+    pub per_other_room: usize,
     /// Short polling only: the time between two polls of one client.
     pub poll_interval: Duration,
     /// Publish and receipt times are measured from here, on one monotonic clock.
@@ -112,15 +119,6 @@ pub struct Seen<'a> {
     pub text: Cow<'a, str>,
 }
 
-/// The answer of a short or long poll.
-#[derive(Debug, Deserialize)]
-pub struct PollAnswer<'a> {
-    #[serde(borrow)]
-    pub messages: Vec<Seen<'a>>,
-    pub last_id: u64,
-    pub reset: bool,
-}
-
 /// What a subscriber hands back when the run stops.
 pub struct Outcome {
     pub receipts: Receipts,
@@ -128,6 +126,25 @@ pub struct Outcome {
 }
 
 impl Run {
+    /// Every client of the run: the lobby's subscribers, then the other rooms'.
+    pub fn clients(&self) -> usize {
+        self.subscribers + self.other_rooms * self.per_other_room
+    }
+
+    /// The room client `index` watches, and the cursor it starts from.
+    pub fn room_of(&self, index: usize) -> (String, u64) {
+        match index.checked_sub(self.subscribers) {
+            None => (LOBBY.to_owned(), self.since),
+            Some(other) => (format!("other-{}", other % self.other_rooms.max(1)), 0),
+        }
+    }
+
+    /// The path of client `index`'s endpoint on its transport, with its first cursor.
+    pub fn path_of(&self, index: usize) -> (String, u64) {
+        let (room, since) = self.room_of(index);
+        (path(&room, self.transport.endpoint()), since)
+    }
+
     /// Records a received chat message if it is one of this run's.
     pub fn receive(&self, receipts: &mut Receipts, message: &Seen) {
         if message.author != self.tag {
@@ -143,7 +160,7 @@ impl Run {
 
     /// Records a poll answer and returns the cursor for the next poll.
     pub fn receive_poll(&self, receipts: &mut Receipts, body: &[u8]) -> anyhow::Result<u64> {
-        let answer: PollAnswer = serde_json::from_slice(body)?;
+        let answer: PollAnswer<Seen> = serde_json::from_slice(body)?;
         if answer.reset {
             receipts.resets += 1;
         }
@@ -160,7 +177,11 @@ impl Run {
 
 /// Runs subscriber `index` of `run` on its transport until the run stops.
 pub async fn subscribe(run: Arc<Run>, index: usize) -> Outcome {
-    let mut receipts = Receipts::new(run.messages);
+    let mut receipts = if index < run.subscribers {
+        Receipts::new(run.messages)
+    } else {
+        Receipts::bystander()
+    };
     let result = match run.transport {
         Transport::ShortPoll => short_poll::subscribe(&run, index, &mut receipts).await,
         Transport::LongPoll => long_poll::subscribe(&run, index, &mut receipts).await,

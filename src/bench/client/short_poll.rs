@@ -1,4 +1,4 @@
-//! A short-polling subscriber: `GET /api/messages?since=…` every interval, on one
+//! A short-polling subscriber: `GET /api/messages?since=…` (or a room's) every interval, on one
 //! keep-alive connection, as a page with `setInterval` and `fetch` does.
 //!
 //! Clients are spread evenly over the interval (client `i` of `n` starts `i/n` of an
@@ -20,16 +20,16 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
     let mut ticks = interval_at(Instant::now() + spread, run.poll_interval);
     // A poll slower than the interval delays the next one instead of bunching them.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut cursor = run.since;
+    let (path, mut cursor) = run.path_of(index);
     loop {
         tokio::select! {
             () = run.stop.cancelled() => return Ok(()),
             _ = ticks.tick() => {}
         }
-        let path = format!("/api/messages?since={cursor}&limit=1000");
+        let url = format!("{path}?since={cursor}&limit=1000");
         let body = tokio::select! {
             () = run.stop.cancelled() => return Ok(()),
-            body = http.get(&path) => body?,
+            body = http.get(&url) => body?,
         };
         run.count_request();
         cursor = run.receive_poll(receipts, &body)?;

@@ -13,12 +13,14 @@ use hyper::{Method, StatusCode};
 use super::http::HttpConnection;
 use super::{Run, Seen, connect_gated};
 use crate::bench::tally::Receipts;
+use crate::protocol::{SSE_MESSAGE, SSE_RESET};
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
         let mut http = HttpConnection::open(&run.server, index, &run.wire).await?;
-        let path = format!("/api/events?since={}", run.since);
-        let response = http.send(Method::GET, &path, None).await?;
+        let (path, since) = run.path_of(index);
+        let url = format!("{path}?since={since}");
+        let response = http.send(Method::GET, &url, None).await?;
         // Counted before the subscriber counts as connected (see `Run::requests`).
         run.count_request();
         if response.status() != StatusCode::OK {
@@ -42,8 +44,8 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
         };
         for event in parser.push(&chunk) {
             match event.kind.as_str() {
-                "message" => run.receive(receipts, &serde_json::from_str::<Seen>(&event.data)?),
-                "reset" => receipts.resets += 1,
+                SSE_MESSAGE => run.receive(receipts, &serde_json::from_str::<Seen>(&event.data)?),
+                SSE_RESET => receipts.resets += 1,
                 _ => {}
             }
         }
@@ -94,7 +96,7 @@ impl EventParser {
             let kind = self.kind.take();
             let data = self.data.take()?;
             return Some(Event {
-                kind: kind.unwrap_or_else(|| "message".into()),
+                kind: kind.unwrap_or_else(|| SSE_MESSAGE.into()),
                 data,
             });
         }

@@ -4,7 +4,6 @@
 
 use anyhow::bail;
 use futures::StreamExt;
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,27 +13,15 @@ use super::http::HttpConnection;
 use super::{Run, Seen, connect_gated};
 use crate::bench::tally::Receipts;
 use crate::bench::wire;
+use crate::protocol::ServerFrame;
 use crate::stats::HttpVersion;
-
-/// What the server sends.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Frame<'a> {
-    Message {
-        #[serde(borrow)]
-        message: Seen<'a>,
-    },
-    Reset,
-    Error {
-        error: String,
-    },
-}
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     // Chat frames are small; tungstenite's default 128 KiB read buffer per
     // connection would only make the bench itself heavier.
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    let path = format!("/api/ws?since={}", run.since);
+    let (path, since) = run.path_of(index);
+    let path = format!("{path}?since={since}");
     match run.server.http() {
         HttpVersion::Http1 => {
             let open = async {
@@ -78,9 +65,9 @@ where
         };
         match frame {
             Some(Ok(Message::Text(text))) => match serde_json::from_str(&text)? {
-                Frame::Message { message } => run.receive(receipts, &message),
-                Frame::Reset => receipts.resets += 1,
-                Frame::Error { error } => bail!("the server refused a frame: {error}"),
+                ServerFrame::<Seen>::Message { message } => run.receive(receipts, &message),
+                ServerFrame::Reset { .. } => receipts.resets += 1,
+                ServerFrame::Error { error } => bail!("the server refused a frame: {error}"),
             },
             Some(Ok(Message::Close(close))) => bail!("the server closed the socket: {close:?}"),
             Some(Ok(_)) => {}
