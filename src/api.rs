@@ -26,11 +26,13 @@ pub async fn publish(
     Ok((StatusCode::CREATED, axum::Json(entry.message.clone())))
 }
 
-/// `GET /api/stats`: per-transport counters, the lobby's extent and the room count.
+/// `GET /api/stats`: per-transport counters, TCP connections by HTTP version, the
+/// lobby's extent and the room count.
 pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
     let lobby = app.hub.bounds(&RoomName::lobby());
     axum::Json(json!({
         "transports": app.stats,
+        "connections": app.connections,
         "hub": {
             "last_id": lobby.newest,
             "retained": lobby.len(),

@@ -18,10 +18,12 @@
 //! does), list the public name with `--allow-host`.
 //!
 //! Besides, an HTTP/1.1 request must carry exactly one `Host` (RFC 9112, 400 if not),
-//! and `CONNECT` gets 405: pushlab is not a proxy.
+//! and `CONNECT` gets 405: pushlab is not a proxy (HTTP/2's extended CONNECT, which
+//! opens a WebSocket, goes through). An HTTP/2 request names its host in
+//! `:authority`, which hyper puts in the request's URI.
 //!
 //! A WebTransport session (HTTP/3 over QUIC, so not behind this layer) names its host
-//! in `:authority`; [`HostPolicy::check_authority`] applies the same rule to it.
+//! in `:authority` too; [`HostPolicy::check_authority`] applies the same rule to it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -73,7 +75,10 @@ impl HostPolicy {
 
     /// Lets `request` through if it names a host this server answers to.
     pub fn check(&self, request: &Request) -> Result<(), ApiError> {
-        if request.method() == Method::CONNECT {
+        // A plain CONNECT asks for a tunnel; HTTP/2's extended CONNECT (with a
+        // `:protocol`, RFC 8441) opens a WebSocket, and goes on to the routes.
+        let extended = request.extensions().get::<hyper::ext::Protocol>().is_some();
+        if request.method() == Method::CONNECT && !extended {
             return Err(ApiError::MethodNotAllowed(Method::CONNECT.to_string()));
         }
         let mut hosts = request.headers().get_all(header::HOST).iter();

@@ -28,6 +28,7 @@ pub mod server;
 pub mod state;
 pub mod stats;
 pub mod tap;
+pub mod tls;
 pub mod transport;
 pub mod web;
 
@@ -48,6 +49,7 @@ use crate::config::Config;
 use crate::limits::body_deadline;
 use crate::message::MAX_BODY_BYTES;
 use crate::protocol::Transport;
+use crate::tls::Tls;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
 pub use state::AppState;
@@ -71,7 +73,8 @@ fn handler(transport: Transport) -> Option<MethodRouter<Arc<AppState>>> {
         Transport::ShortPoll => get(short_poll::poll).post(api::publish),
         Transport::LongPoll => get(long_poll::long_poll),
         Transport::Sse => get(sse::events),
-        Transport::Websocket => get(websocket::upgrade),
+        // GET: HTTP/1.1's Upgrade; CONNECT: HTTP/2's extended CONNECT (RFC 8441).
+        Transport::Websocket => get(websocket::upgrade).connect(websocket::upgrade),
         Transport::Webtransport => return None,
     })
 }
@@ -123,22 +126,25 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
 }
 
-/// Opens the store, then serves until `shutdown` completes; see [`run`].
+/// Makes the certificate (with `--tls`) and opens the store, then serves until
+/// `shutdown` completes; see [`run`].
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let tls = Tls::from_config(&config).map_err(io::Error::other)?;
     let state = AppState::open(config).await.map_err(io::Error::other)?;
-    run(listener, Arc::new(state), shutdown).await
+    run(listener, Arc::new(state), tls, shutdown).await
 }
 
-/// Serves [`app`] on `listener` until `shutdown` completes, then shuts down gracefully
-/// (see [`server::run`]) and returns. With `--webtransport`, serves WebTransport
-/// sessions on UDP at the listener's address too ([`quic`]).
+/// Serves [`app`] on `listener` (HTTPS if `tls` is given) until `shutdown` completes,
+/// then shuts down gracefully (see [`server::run`]) and returns. With `--webtransport`,
+/// serves WebTransport sessions on UDP at the listener's address too ([`quic`]).
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let quic = match state.webtransport {
@@ -154,7 +160,7 @@ pub async fn run(
         }
         None => None,
     };
-    let served = server::run(listener, app(state.clone()), state, shutdown).await;
+    let served = server::run(listener, app(state.clone()), state, tls, shutdown).await;
     if let Some(quic) = quic {
         let _ = quic.await;
     }

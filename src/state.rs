@@ -20,7 +20,7 @@ use crate::origin::OriginPolicy;
 use crate::presence::Presence;
 use crate::quic::certificate::DevCertificate;
 use crate::server::IdleConnections;
-use crate::stats::Stats;
+use crate::stats::{ByHttp, Stats, TcpConnections};
 use crate::tap::Taps;
 
 /// The address of the client that sent a request (set by the accept loop in
@@ -60,6 +60,8 @@ pub struct AppState {
     pub taps: Arc<Taps>,
     /// With `--webtransport`: the certificate the QUIC listener serves.
     pub webtransport: Option<DevCertificate>,
+    /// TCP connections, by the HTTP they speak.
+    pub connections: ByHttp<TcpConnections>,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
             stalls: Stalls::default(),
             taps: Arc::new(Taps::new(config.wire_tap, config.addr.ip().is_loopback())),
             webtransport,
+            connections: ByHttp::default(),
             config,
         })
     }

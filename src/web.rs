@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use axum::Router;
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
 use tower_http::services::ServeDir;
@@ -51,7 +51,12 @@ pub fn router(web_dir: Option<PathBuf>) -> Router {
         ))
 }
 
-async fn embedded(uri: Uri) -> Response {
+async fn embedded(method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        // Like ServeDir (--web-dir): the page is only read. This also refuses an
+        // HTTP/2 CONNECT, which asks for a tunnel to another host.
+        return ApiError::MethodNotAllowed(method.to_string()).into_response();
+    }
     let mut path = uri.path().trim_start_matches('/').to_owned();
     if path.is_empty() || path.ends_with('/') {
         path.push_str("index.html");

@@ -115,6 +115,7 @@ connections.on('send-error', (event) => {
 });
 connections.on('server', (event) => {
   renderOnline(event.presence);
+  renderCarriers(event.presence);
   renderServerFigures();
 });
 connections.on('snapshot', (model) => {
@@ -129,6 +130,7 @@ connections.on('room', (model) => {
     panes[kind].load(model.panes[kind]);
   }
   renderOnline(model.presence);
+  renderCarriers(model.presence);
 });
 connections.on('role', (role) => {
   const badge = $('#role');
@@ -318,6 +320,25 @@ function renderServerFigures() {
 }
 
 setInterval(renderLive, 1000);
+
+// ---- which connections carry this page ------------------------------------
+
+// The browser does not tell a page which connection a request used, but the server
+// knows: /api/presence names, for each of this browser's transports, the HTTP
+// version and the number of the TCP connection its latest request came on. Over
+// HTTP/1.1 that is a connection per held stream; over HTTP/2, one for everything.
+function renderCarriers(presence) {
+  const mine = (presence?.clients ?? []).filter((seat) => seat.client === client);
+  for (const kind of KINDS) panes[kind].setCarrier(mine.find((seat) => seat.transport === kind) ?? null);
+  const summary = $('#carriers');
+  summary.hidden = mine.length === 0;
+  if (mine.length === 0) return;
+  const connections = new Set(mine.map((seat) => seat.connection)).size;
+  const http = [...new Set(mine.map((seat) => seat.http))].sort().join(' + ');
+  summary.dataset.connections = String(connections);
+  summary.dataset.http = http;
+  translate(summary, connections === 1 ? 'carriers.one' : 'carriers.many', { connections, http });
+}
 
 // ---- who is online --------------------------------------------------------
 

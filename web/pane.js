@@ -97,6 +97,17 @@ export class PaneView {
     this.root.querySelector('[data-action="drop"]').disabled = this.state === 'disconnected';
   }
 
+  /**
+   * Which HTTP and which TCP connection carry this transport, as the server saw its
+   * latest request: { http: 'h2' | 'http/1.1', connection: 7 }, or null if unknown.
+   */
+  setCarrier(carrier) {
+    const element = this.root.querySelector('[data-field="carrier"]');
+    element.hidden = !carrier;
+    this.root.dataset.http = carrier?.http ?? '';
+    if (carrier) translate(element, 'carrier', { http: carrier.http, connection: carrier.connection });
+  }
+
   setCursor(cursor) {
     const element = this.root.querySelector('[data-field="cursor"]');
     if (cursor === null || cursor === undefined) element.textContent = '';

@@ -18,8 +18,10 @@
 //!
 //! A connection is *serving* from the moment its request reaches the app until the
 //! response body is done ([`ServingBody`]); SSE streams and held long polls are
-//! serving, so they are never closed here (the connection caps count them). An
-//! upgraded WebSocket leaves this bookkeeping with its HTTP connection.
+//! serving, so they are never closed here (the connection caps count them). On HTTP/2
+//! a connection serves many requests at once and is idle only when none is left. An
+//! upgraded WebSocket keeps its connection serving for as long as it lives: on HTTP/2 it is a stream of a connection that must not be closed
+//! under it (it holds [`Carrier::hold`](super::Carrier::hold)).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -77,11 +79,9 @@ pub struct Connection {
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     /// Waiting, since `since`, for the first request or the next one.
-    Idle {
-        since: Instant,
-        first: bool,
-    },
-    Serving,
+    Idle { since: Instant, first: bool },
+    /// Serving this many requests (more than one only on HTTP/2) and sockets.
+    Serving(usize),
 }
 
 impl IdleConnections {
@@ -111,7 +111,7 @@ impl IdleConnections {
         let connection = Connection {
             idle: self.clone(),
             id,
-            phase: watch::Sender::new(Phase::Serving),
+            phase: watch::Sender::new(Phase::Serving(0)),
             close: CancellationToken::new(),
             closed: CancellationToken::new(),
         };
@@ -195,10 +195,15 @@ impl Connection {
     /// (kept in the response body) is dropped.
     pub fn serving(self: &Arc<Self>) -> Serving {
         let mut queue = self.idle.lock();
-        if let Phase::Idle { since, .. } = *self.phase.borrow() {
-            queue.idle.remove(&(since, self.id));
-        }
-        self.phase.send_replace(Phase::Serving);
+        let phase = *self.phase.borrow();
+        let serving = match phase {
+            Phase::Idle { since, .. } => {
+                queue.idle.remove(&(since, self.id));
+                1
+            }
+            Phase::Serving(n) => n + 1,
+        };
+        self.phase.send_replace(Phase::Serving(serving));
         Serving(self.clone())
     }
 
@@ -213,7 +218,7 @@ impl Connection {
                     since,
                     first: false,
                 } => Some(since + self.idle.keep_alive),
-                Phase::Serving => None,
+                Phase::Serving(_) => None,
             };
             tokio::select! {
                 () = self.close.cancelled() => return,
@@ -236,14 +241,22 @@ impl Drop for Connection {
     }
 }
 
-/// A connection serving a request; idle again when dropped.
+/// A connection serving a request; idle again when the last is dropped.
 pub struct Serving(Arc<Connection>);
 
 impl Drop for Serving {
     fn drop(&mut self) {
         let connection = &self.0;
         let mut queue = connection.idle.lock();
-        connection.idle.wait(&mut queue, connection, false);
+        let phase = *connection.phase.borrow();
+        match phase {
+            Phase::Serving(n) if n > 1 => {
+                connection.phase.send_replace(Phase::Serving(n - 1));
+            }
+            _ => {
+                connection.idle.wait(&mut queue, connection, false);
+            }
+        }
     }
 }
 

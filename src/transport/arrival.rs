@@ -20,6 +20,7 @@ use crate::extract::Query;
 use crate::presence::Visitor;
 use crate::protocol::Transport;
 use crate::room::RoomName;
+use crate::server::Carrier;
 use crate::state::{AppState, ClientAddr};
 
 /// A request to a transport (or to publish), read but not yet admitted.
@@ -34,6 +35,9 @@ pub struct Arrival {
     pub visitor: Visitor,
     /// The client's address, for the per-IP limits.
     pub ip: IpAddr,
+    /// The TCP connection it came on, and the HTTP that connection speaks; none for a
+    /// WebTransport session, which comes over QUIC.
+    pub carrier: Option<Carrier>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Arrival {
@@ -48,6 +52,11 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
             .get::<ClientAddr>()
             .copied()
             .expect("the accept loop attaches every client's address");
+        let carrier = parts
+            .extensions
+            .get::<Carrier>()
+            .cloned()
+            .expect("the accept loop attaches every request's connection");
         let InRoom(room) = InRoom::from_request_parts(parts, app).await?;
         let Query(params) = Query::<CursorParams>::from_request_parts(parts, app).await?;
         let Query(visitor) = Query::<Visitor>::from_request_parts(parts, app).await?;
@@ -57,6 +66,7 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
             params,
             visitor,
             ip: client.ip(),
+            carrier: Some(carrier),
         })
     }
 }
@@ -79,6 +89,7 @@ impl Arrival {
             params,
             visitor,
             ip,
+            carrier: None,
         })
     }
 
@@ -87,7 +98,14 @@ impl Arrival {
     /// holds its connection (503).
     pub fn attend(&self, transport: Transport) -> Result<Attendance, ApiError> {
         let room = Arc::new(self.app.hub.room(&self.room));
-        Attendance::begin(&self.app, room, transport, &self.visitor, self.ip)
+        Attendance::begin(
+            &self.app,
+            room,
+            transport,
+            &self.visitor,
+            self.ip,
+            self.carrier.as_ref(),
+        )
     }
 }
 

@@ -31,8 +31,9 @@ use crate::hub::{Entry, Room};
 use crate::message::{NewMessage, Via};
 use crate::presence::{Seat, Visitor};
 use crate::protocol::{ClientFrame, Transport};
+use crate::server::Carrier;
 use crate::state::AppState;
-use crate::stats::Counters;
+use crate::stats::{Counters, HttpVersion};
 
 /// The one way a message enters the hub, whichever way it came: checked against the
 /// message rules, then against the sender's publish rate, then stored. An error says
@@ -73,6 +74,8 @@ pub struct Attendance {
     app: Arc<AppState>,
     room: Arc<Room>,
     transport: Transport,
+    /// The HTTP that carries it (its connection's, see [`Carrier`]); none over QUIC.
+    http: Option<HttpVersion>,
     seat: Option<Seat>,
     ip: IpAddr,
     /// Messages published before this are history the client asked for, not news:
@@ -82,28 +85,38 @@ pub struct Attendance {
 
 impl Attendance {
     /// Admits a client, or refuses it: bad `client`/`name` (400), or no room under the
-    /// connection caps for a transport that holds its connection (503).
+    /// connection caps for a transport that holds its connection (503). `carrier` is
+    /// the TCP connection the request came on (on HTTP/2, shared with others); none for
+    /// a WebTransport session, which is counted in its transport's totals only.
     pub fn begin(
         app: &Arc<AppState>,
         room: Arc<Room>,
         transport: Transport,
         visitor: &Visitor,
         ip: IpAddr,
+        carrier: Option<&Carrier>,
     ) -> Result<Self, ApiError> {
         let seat = visitor.seat(room.name(), transport)?;
         if transport.holds_connection() {
             app.caps.admit(ip)?;
         }
         if let Some(seat) = &seat {
-            app.presence.arrive(seat, visitor.name());
+            app.presence.arrive(seat, visitor.name(), carrier);
         }
         let counters = app.stats.of(transport);
-        Counters::add(&counters.requests, 1);
-        Counters::add(&counters.open, 1);
+        let http = carrier.map(|carrier| carrier.http);
+        let over = http.map(|http| counters.http.of(http));
+        for counter in [&counters.requests, &counters.open].into_iter().chain(
+            over.into_iter()
+                .flat_map(|over| [&over.requests, &over.open]),
+        ) {
+            Counters::add(counter, 1);
+        }
         Ok(Self {
             app: app.clone(),
             room,
             transport,
+            http,
             seat,
             ip,
             news_since: Utc::now(),
@@ -145,9 +158,11 @@ impl Attendance {
 
 impl Drop for Attendance {
     fn drop(&mut self) {
-        self.counters()
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let counters = self.counters();
+        let over = self.http.map(|http| &counters.http.of(http).open);
+        for open in std::iter::once(&counters.open).chain(over) {
+            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(seat) = &self.seat {
             self.app.presence.leave(seat);
         }

@@ -26,6 +26,15 @@
 //! per message instead of HTTP headers. Gain: the lowest latency and overhead, and the
 //! client can send on the same connection. It is not "raw TCP": it starts as HTTP/1.1,
 //! so the page's `Origin` is checked, and proxies must be told to pass the `Upgrade` on.
+//!
+//! Over HTTP/2 (`--tls`) there is no Upgrade: the socket is one *stream* of the page's
+//! connection, opened by an extended CONNECT (RFC 8441), and the same frames flow in
+//! that stream's DATA frames:
+//!
+//! ```text
+//! HEADERS  :method CONNECT  :protocol websocket  :path /api/ws?since=41
+//! HEADERS  :status 200                              then frames, as above
+//! ```
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,7 +42,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -48,8 +57,9 @@ use crate::hub::{Cursor, Delivery, Room};
 use crate::message::MAX_BODY_BYTES;
 use crate::message::Via;
 use crate::protocol::{ServerFrame, Transport};
+use crate::server::Serving;
 use crate::state::AppState;
-use crate::stats::Counters;
+use crate::stats::{Counters, HttpVersion};
 
 /// Each socket's read buffer (see `upgrade`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
@@ -62,36 +72,52 @@ enum FromReader {
     Heard,
 }
 
-/// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`): checks the page's
-/// origin, then upgrades.
+/// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`), or `CONNECT` over
+/// HTTP/2: checks the page's origin, then upgrades.
 pub async fn upgrade(
     headers: HeaderMap,
+    uri: Uri,
     arrival: Arrival,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws?;
-    if !headers
+    // HTTP/1.1's Upgrade carries a key; HTTP/2's extended CONNECT has none (RFC 8441).
+    let keyed = headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .is_some_and(|key| is_handshake_key(key.as_bytes()))
-    {
+        .is_some_and(|key| is_handshake_key(key.as_bytes()));
+    let Some(carrier) = arrival.carrier.clone() else {
+        unreachable!("a WebSocket request comes through the accept loop, on a connection");
+    };
+    if carrier.http == HttpVersion::Http1 && !keyed {
         return Err(ApiError::BadRequest(
             "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455)".into(),
         ));
     }
-    arrival.app.origins.check(&headers)?;
+    arrival.app.origins.check(&headers, &uri)?;
     let cursor = arrival.params.cursor()?;
     let attendance = arrival.attend(Transport::Websocket)?;
     let (app, ip) = (arrival.app, arrival.ip);
     // Taken before the upgrade completes, so that a shutdown in between still waits
     // for this socket's close frame.
-    let tracked = app.sockets.token();
+    let holds = Holds {
+        _close_awaited: app.sockets.token(),
+        _connection_in_use: carrier.hold(),
+    };
     Ok(ws
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)
         // The library reserves a 128 KiB read buffer per socket by default; clients
         // send small frames, so 4 KiB keeps an idle connection cheap.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, ip, tracked)))
+        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, ip, holds)))
+}
+
+/// What a socket keeps for as long as it lives: shutdown waits for its close frame,
+/// and its connection is in use (over HTTP/2 the socket is one stream of a connection
+/// that must not be closed as idle under it).
+struct Holds {
+    _close_awaited: TaskTrackerToken,
+    _connection_in_use: Serving,
 }
 
 /// One client's connection, from upgrade to close.
@@ -101,7 +127,7 @@ async fn connection(
     attendance: Attendance,
     cursor: Cursor,
     ip: IpAddr,
-    _tracked: TaskTrackerToken, // shutdown waits for the close frame while this lives
+    _holds: Holds,
 ) {
     let config = &app.config;
     let (mut sink, stream) = socket.split();

@@ -72,7 +72,10 @@ pub async fn session(request: SessionRequest, app: Arc<AppState>) {
     // must not get a session in the user's name. wtransport can refuse a session only
     // with 403, 404 or 429, so both get 403 (over HTTP the wrong host gets 421).
     if app.hosts.check_authority(request.authority()).is_err()
-        || app.origins.check(&handshake_headers(&request)).is_err()
+        || app
+            .origins
+            .check(&handshake_headers(&request), &Uri::default())
+            .is_err()
     {
         return request.forbidden().await;
     }

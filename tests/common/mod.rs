@@ -2,6 +2,9 @@
 //! transport speaking HTTP, SSE and WebSocket over real sockets.
 #![allow(dead_code)] // each test file uses a different part of this kit
 
+pub mod https;
+pub mod raw_h2;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -28,6 +31,8 @@ pub struct Server {
     pub base: String,
     pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
+    /// The certificate's SHA-256, for a server started with [`Server::start_tls`].
+    pub fingerprint: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     /// `None` for a server this process did not start ([`Server::at`]).
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -53,6 +58,32 @@ impl Server {
             base: format!("http://{addr}"),
             addr,
             http: reqwest::Client::new(),
+            fingerprint: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Starts with `--tls` (a self-signed certificate, made now) and extra flags; talk
+    /// to it with the clients of [`https`].
+    pub async fn start_tls(flags: &[&str]) -> Self {
+        let mut args = vec!["pushlab", "--addr", "127.0.0.1:0", "--tls"];
+        args.extend_from_slice(flags);
+        let config = Config::parse_from(args);
+        let tls = pushlab::tls::Tls::from_config(&config).unwrap().unwrap();
+        let fingerprint = tls.fingerprint().to_owned();
+        let state = std::sync::Arc::new(pushlab::AppState::open(config).await.unwrap());
+        let listener = TcpListener::bind(state.config.addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pushlab::run(listener, state, Some(tls), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("https://{addr}"),
+            addr,
+            http: reqwest::Client::new(),
+            fingerprint: Some(fingerprint),
             stop: Some(stop),
             task: Some(task),
         }
@@ -65,6 +96,7 @@ impl Server {
             base: format!("http://{addr}"),
             addr,
             http: reqwest::Client::new(),
+            fingerprint: None,
             stop: None,
             task: None,
         }
@@ -208,7 +240,8 @@ impl SseClient {
         Self::reading(headers, body.boxed())
     }
 
-    fn reading(
+    /// Reads events from a response's headers and body chunks.
+    pub fn reading(
         response_headers: reqwest::header::HeaderMap,
         body: futures::stream::BoxStream<'static, bytes::Bytes>,
     ) -> Self {
@@ -271,12 +304,13 @@ impl SseClient {
     }
 }
 
-pub type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type WsStream<S = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> =
+    tokio_tungstenite::WebSocketStream<S>;
 
-/// A WebSocket client that speaks pushlab's JSON frames.
-pub struct WsClient {
-    pub socket: WsStream,
+/// A WebSocket client that speaks pushlab's JSON frames, over a TCP connection of its
+/// own by default, or over any stream (an HTTP/2 stream: see [`https`]).
+pub struct WsClient<S = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    pub socket: WsStream<S>,
 }
 
 impl WsClient {
@@ -304,7 +338,9 @@ impl WsClient {
         .unwrap();
         Self { socket }
     }
+}
 
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> WsClient<S> {
     pub async fn send_json(&mut self, frame: Value) {
         self.send_text(&frame.to_string()).await;
     }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint};
 
-use super::http::HttpConnection;
+use super::http::{Endpoint as HttpEndpoint, HttpConnection};
 use super::{Run, Seen, connect_gated};
 use crate::bench::tally::Receipts;
 use crate::bench::wire::Wire;
@@ -26,8 +26,8 @@ use crate::protocol::ServerFrame;
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
         let (path, since) = run.path_of(index);
-        let url = format!("https://{}{path}?since={since}", run.server);
-        let connection = connect(run.server, index, &url).await?;
+        let url = format!("https://{}{path}?since={since}", run.server.addr);
+        let connection = connect(&run.server, index, &url).await?;
         let down = connection.accept_uni().await?;
         run.wire.connections.fetch_add(1, Relaxed);
         // Counted before the subscriber counts as connected (see `Run::requests`).
@@ -59,7 +59,7 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
 }
 
 /// The certificate's hash, as the page gets it.
-pub async fn certificate_hash(server: SocketAddr, index: usize) -> anyhow::Result<Sha256Digest> {
+pub async fn certificate_hash(server: &HttpEndpoint, index: usize) -> anyhow::Result<Sha256Digest> {
     #[derive(Deserialize)]
     struct Answer {
         hash: Hash,
@@ -84,7 +84,7 @@ pub async fn certificate_hash(server: SocketAddr, index: usize) -> anyhow::Resul
 
 /// Opens a session at `url` on `server`, trusting only the certificate the server
 /// names (as `serverCertificateHashes` does in a browser).
-pub async fn connect(server: SocketAddr, index: usize, url: &str) -> anyhow::Result<Connection> {
+pub async fn connect(server: &HttpEndpoint, index: usize, url: &str) -> anyhow::Result<Connection> {
     let hash = certificate_hash(server, index).await?;
     let config = ClientConfig::builder()
         .with_bind_address(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
