@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests drive for real: Chromium for the browser tests, Redis and
-# nginx for the several-instance tests (tests/scale_*.rs).
+# nginx for the several-instance tests (tests/scale_*.rs), curl as an independent
+# HTTP/2 client (tests/http2.rs).
 need=()
 command -v chromium >/dev/null || need+=(chromium)
+command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then

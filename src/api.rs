@@ -26,11 +26,13 @@ pub async fn publish(
     Ok((StatusCode::CREATED, axum::Json(entry.message.clone())))
 }
 
-/// `GET /api/stats`: per-transport counters, the lobby's extent and the room count.
+/// `GET /api/stats`: per-transport counters, TCP connections by HTTP version, the
+/// lobby's extent and the room count.
 pub async fn stats(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
     let lobby = app.hub.bounds(&RoomName::lobby());
     axum::Json(json!({
         "transports": app.stats,
+        "connections": app.connections,
         "hub": {
             "last_id": lobby.newest,
             "retained": lobby.len(),
@@ -71,6 +73,23 @@ pub async fn rooms(State(app): State<Arc<AppState>>) -> axum::Json<Value> {
         })
         .collect();
     axum::Json(json!({ "rooms": rooms }))
+}
+
+/// `GET /api/webtransport/certificate-hash`: what a page needs to open a WebTransport
+/// session to this server: the hash for `serverCertificateHashes`, and the address the
+/// QUIC socket listens on (`null` when it listens on every address: use the page's).
+/// 404 without `--webtransport`.
+pub async fn webtransport_certificate(
+    State(app): State<Arc<AppState>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let certificate = app.webtransport.as_ref().ok_or_else(|| {
+        ApiError::NotFound("WebTransport is off (start pushlab with --webtransport)".into())
+    })?;
+    let ip = app.config.addr.ip();
+    Ok(axum::Json(json!({
+        "hash": certificate.hash(),
+        "host": (!ip.is_unspecified()).then(|| ip.to_string()),
+    })))
 }
 
 /// `GET /healthz`: 200 while the server is serving.

@@ -22,6 +22,27 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
+    /// Serve HTTPS, with ALPN offering HTTP/2 (`h2`) and HTTP/1.1, instead of plain
+    /// HTTP/1.1. Without --tls-cert/--tls-key, a self-signed certificate is made at
+    /// start for the listen address and `localhost`, and its SHA-256 fingerprint is
+    /// printed (browsers warn about it; see README).
+    #[arg(long, env = "PUSHLAB_TLS")]
+    pub tls: bool,
+
+    /// The certificate chain to serve, PEM (with --tls-key; implies --tls).
+    #[arg(long, env = "PUSHLAB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key, PEM (with --tls-cert; implies --tls).
+    #[arg(long, env = "PUSHLAB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Most streams (requests in progress) one HTTP/2 connection may have open at
+    /// once; a client opening more has them refused (RST_STREAM REFUSED_STREAM).
+    #[arg(long, env = "PUSHLAB_H2_MAX_STREAMS", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub h2_max_streams: u32,
+
     /// How many messages the hub keeps per room. Clients resuming from an older cursor
     /// get a reset instead of the messages they missed.
     #[arg(long, env = "PUSHLAB_HISTORY", default_value_t = 1000,
@@ -135,6 +156,13 @@ pub struct Config {
     #[arg(long, env = "PUSHLAB_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub body_timeout: Duration,
 
+    /// Also serve WebTransport (HTTP/3 over QUIC) on UDP at the same address and port
+    /// number, with a self-signed certificate valid 14 days and renewed every 7 (its
+    /// hash at GET /api/webtransport/certificate-hash, for the page's
+    /// `serverCertificateHashes`). See docs/api.md.
+    #[arg(long, env = "PUSHLAB_WEBTRANSPORT")]
+    pub webtransport: bool,
+
     /// The wire tap (`GET /api/tap/{id}`): the page's wire log shows the real bytes of
     /// the page's own connections. `auto` turns it on when listening on a loopback
     /// address only, and off otherwise (see docs/reliability.md).
@@ -144,6 +172,13 @@ pub struct Config {
     /// Seconds to wait at shutdown for connections to finish before exiting anyway.
     #[arg(long, env = "PUSHLAB_SHUTDOWN_GRACE", default_value = "5", value_parser = seconds)]
     pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Whether to serve HTTPS: `--tls`, or a certificate given.
+    pub fn serves_tls(&self) -> bool {
+        self.tls || self.tls_cert.is_some()
+    }
 }
 
 /// A duration in seconds, fractions allowed ("25", "0.2").

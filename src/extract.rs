@@ -33,13 +33,17 @@ impl<T: FromQuery, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let mut read = T::default();
-        let query = parts.uri.query().unwrap_or_default();
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            read.pair(&key, value);
-        }
-        Ok(Self(read))
+        Ok(Self(read_query(parts.uri.query())))
     }
+}
+
+/// Reads a query string into `T` (see [`Query`]).
+pub fn read_query<T: FromQuery>(query: Option<&str>) -> T {
+    let mut read = T::default();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        read.pair(&key, value);
+    }
+    read
 }
 
 #[derive(FromRequest)]

@@ -18,7 +18,12 @@
 //! does), list the public name with `--allow-host`.
 //!
 //! Besides, an HTTP/1.1 request must carry exactly one `Host` (RFC 9112, 400 if not),
-//! and `CONNECT` gets 405: pushlab is not a proxy.
+//! and `CONNECT` gets 405: pushlab is not a proxy (HTTP/2's extended CONNECT, which
+//! opens a WebSocket, goes through). An HTTP/2 request names its host in
+//! `:authority`, which hyper puts in the request's URI.
+//!
+//! A WebTransport session (HTTP/3 over QUIC, so not behind this layer) names its host
+//! in `:authority` too; [`HostPolicy::check_authority`] applies the same rule to it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -72,7 +77,10 @@ impl HostPolicy {
 
     /// Lets `request` through if it names a host this server answers to.
     pub fn check<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
-        if request.method() == Method::CONNECT {
+        // A plain CONNECT asks for a tunnel; HTTP/2's extended CONNECT (with a
+        // `:protocol`, RFC 8441) opens a WebSocket, and goes on to the routes.
+        let extended = request.extensions().get::<hyper::ext::Protocol>().is_some();
+        if request.method() == Method::CONNECT && !extended {
             return Err(ApiError::MethodNotAllowed(Method::CONNECT.to_string()));
         }
         let mut hosts = request.headers().get_all(header::HOST).iter();
@@ -101,6 +109,20 @@ impl HostPolicy {
             // HTTP/1.0 needs no Host, and no browser sends one without it.
             (None, None) => return Ok(()),
         };
+        self.admit(&authority)
+    }
+
+    /// Lets a WebTransport session through if its `:authority` names a host this server
+    /// answers to (HTTP/3 has no `Host` header; `:authority` is its place).
+    pub fn check_authority(&self, authority: &str) -> Result<(), ApiError> {
+        let parsed = Authority::try_from(authority).map_err(|_| {
+            self.refused.fetch_add(1, Relaxed);
+            ApiError::BadRequest("the :authority is not a host name".into())
+        })?;
+        self.admit(&parsed)
+    }
+
+    fn admit(&self, authority: &Authority) -> Result<(), ApiError> {
         let name = authority.host();
         if !self.checked
             || is_loopback(name)

@@ -1,8 +1,9 @@
-//! pushlab serves a chat through the four ways a web server can push to a browser
-//! (short polling, long polling, Server-Sent Events and WebSocket) at once, all fed by
-//! one [`hub::Hub`], so that they can be watched side by side and measured. The chat
-//! has rooms ([`room`]): every path exists once per room, and the paths without one
-//! are the lobby's. How the modules fit together: `docs/architecture.md`.
+//! pushlab serves a chat through the five ways a web server can push to a browser
+//! (short polling, long polling, Server-Sent Events, WebSocket and, with
+//! `--webtransport`, WebTransport) at once, all fed by one [`hub::Hub`], so that they
+//! can be watched side by side and measured. The chat has rooms ([`room`]): every path
+//! exists once per room, and the paths without one are the lobby's. How the modules
+//! fit together: `docs/architecture.md`.
 //!
 //! Arrows point one way: [`transport`] → [`hub`] → store. The hub knows nothing of
 //! HTTP; the transports know nothing of storage.
@@ -21,12 +22,14 @@ pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod protocol;
+pub mod quic;
 pub mod request_log;
 pub mod room;
 pub mod server;
 pub mod state;
 pub mod stats;
 pub mod tap;
+pub mod tls;
 pub mod transport;
 pub mod web;
 
@@ -50,6 +53,7 @@ use crate::message::MAX_BODY_BYTES;
 use crate::protocol::Transport;
 use crate::request_log::{RequestLog, RequestLogLayer};
 use crate::tap::{Attach, AttachLayer};
+use crate::tls::Tls;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
 pub use state::AppState;
@@ -62,25 +66,30 @@ fn room_paths(
     body_timeout: Duration,
 ) -> Router<Arc<AppState>> {
     for transport in Transport::ALL {
-        let path = format!("{prefix}/{}", transport.endpoint());
-        router = router.route(&path, handler(transport, body_timeout));
+        if let Some(handler) = handler(transport, body_timeout) {
+            let path = format!("{prefix}/{}", transport.endpoint());
+            router = router.route(&path, handler);
+        }
     }
     router.route(&format!("{prefix}/presence"), get(api::presence))
 }
 
-/// Each transport's handler (a room's messages also take a `POST`, the one request
-/// with a body to read: its size limit and deadline are its own, not a wrapper around
-/// every other request).
-fn handler(transport: Transport, body_timeout: Duration) -> MethodRouter<Arc<AppState>> {
+/// Each transport's HTTP handler (a room's messages also take a `POST`, the one
+/// request with a body to read: its size limit and deadline are its own, not a wrapper
+/// around every other request). WebTransport has none: its sessions arrive over QUIC,
+/// at the same path ([`quic`]).
+fn handler(transport: Transport, body_timeout: Duration) -> Option<MethodRouter<Arc<AppState>>> {
     let publish = api::publish
         .layer(MapRequestLayer::new(body_deadline(body_timeout)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    match transport {
+    Some(match transport {
         Transport::ShortPoll => get(short_poll::poll).post(publish),
         Transport::LongPoll => get(long_poll::long_poll),
         Transport::Sse => get(sse::events),
-        Transport::Websocket => get(websocket::upgrade),
-    }
+        // GET: HTTP/1.1's Upgrade; CONNECT: HTTP/2's extended CONNECT (RFC 8441).
+        Transport::Websocket => get(websocket::upgrade).connect(websocket::upgrade),
+        Transport::Webtransport => return None,
+    })
 }
 
 /// The whole HTTP API and the page, behind the host check, with its request log.
@@ -101,6 +110,10 @@ pub fn app(state: Arc<AppState>) -> App {
     let api = room_paths(api, "/api/rooms/{room}", body_timeout)
         .route("/api/rooms", get(api::rooms))
         .route("/api/stats", get(api::stats))
+        .route(
+            "/api/webtransport/certificate-hash",
+            get(api::webtransport_certificate),
+        )
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))
@@ -119,22 +132,43 @@ pub fn app(state: Arc<AppState>) -> App {
     RequestLogLayer::routine(routine).layer(app)
 }
 
-/// Opens the store, then serves until `shutdown` completes; see [`run`].
+/// Makes the certificate (with `--tls`) and opens the store, then serves until
+/// `shutdown` completes; see [`run`].
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let tls = Tls::from_config(&config).map_err(io::Error::other)?;
     let state = AppState::open(config).await.map_err(io::Error::other)?;
-    run(listener, Arc::new(state), shutdown).await
+    run(listener, Arc::new(state), tls, shutdown).await
 }
 
-/// Serves [`app`] on `listener` until `shutdown` completes, then shuts down gracefully
-/// (see [`server::run`]) and returns.
+/// Serves [`app`] on `listener` (HTTPS if `tls` is given) until `shutdown` completes,
+/// then shuts down gracefully (see [`server::run`]) and returns. With `--webtransport`,
+/// serves WebTransport sessions on UDP at the listener's address too ([`quic`]).
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    server::run(listener, app(state.clone()), state, shutdown).await
+    let quic = match state.webtransport {
+        Some(_) => {
+            let addr = listener.local_addr()?;
+            let quic = quic::QuicListener::bind(addr, &state).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot listen on UDP {addr}: {error}"),
+                )
+            })?;
+            Some(tokio::spawn(quic.run(state.clone())))
+        }
+        None => None,
+    };
+    let served = server::run(listener, app(state.clone()), state, tls, shutdown).await;
+    if let Some(quic) = quic {
+        let _ = quic.await;
+    }
+    served
 }

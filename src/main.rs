@@ -1,6 +1,6 @@
-//! The `pushlab` binary: flags → logging → open the store → listen → [`pushlab::run`]
-//! until Ctrl-C or SIGTERM; or, as `pushlab bench`, the load generator of
-//! [`pushlab::bench`].
+//! The `pushlab` binary: flags → logging → certificate (with `--tls`) → open the store
+//! → listen → [`pushlab::run`] until Ctrl-C or SIGTERM; or, as `pushlab bench`, the
+//! load generator of [`pushlab::bench`].
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pushlab::AppState;
 use pushlab::config::{Config, LogFormat};
+use pushlab::tls::Tls;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -60,12 +61,28 @@ async fn main() -> anyhow::Result<ExitCode> {
     // shuts down gracefully.
     let shutdown = shutdown_signal()?;
     let addr = config.addr;
+    let tls = Tls::from_config(&config)?;
     let state = AppState::open(config).await?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    println!("pushlab listening on http://{}", listener.local_addr()?);
-    pushlab::run(listener, Arc::new(state), shutdown).await?;
+    let scheme = pushlab::tls::scheme(tls.as_ref());
+    println!("pushlab listening on {scheme}://{}", listener.local_addr()?);
+    if let Some(tls) = &tls {
+        let origin = if tls.is_self_signed() {
+            "self-signed"
+        } else {
+            "from --tls-cert"
+        };
+        println!("TLS certificate ({origin}) SHA-256 {}", tls.fingerprint());
+    }
+    if state.webtransport.is_some() {
+        println!(
+            "WebTransport on UDP {} (self-signed certificate; the page fetches its hash)",
+            listener.local_addr()?
+        );
+    }
+    pushlab::run(listener, Arc::new(state), tls, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

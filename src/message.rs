@@ -37,6 +37,7 @@ pub struct Message {
 pub enum Via {
     Http,
     Websocket,
+    Webtransport,
 }
 
 /// What a client sends: unvalidated, straight from JSON.

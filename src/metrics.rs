@@ -29,7 +29,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::protocol::Transport;
 use crate::room::RoomName;
 use crate::state::AppState;
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, HttpVersion, OverHttp, Stats, TcpConnections};
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
@@ -43,16 +43,11 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-/// Each per-transport counter of [`Counters`]: its metric name, help, type and field.
-type Field = (
-    &'static str,
-    &'static str,
-    MetricType,
-    fn(&Counters) -> &AtomicU64,
-);
+/// A counter in a struct of counters (`T`): its metric name, help, type and field.
+type Field<T> = (&'static str, &'static str, MetricType, fn(&T) -> &AtomicU64);
 
 #[rustfmt::skip]
-const FIELDS: [Field; 8] = [
+const FIELDS: [Field<Counters>; 8] = [
     ("pushlab_open_connections", "Connections (push) or requests (polls) in progress.", MetricType::Gauge, |c| &c.open),
     ("pushlab_requests", "Poll requests answered, or push streams and upgrades accepted.", MetricType::Counter, |c| &c.requests),
     ("pushlab_empty_responses", "Poll answers that carried no message.", MetricType::Counter, |c| &c.empty_responses),
@@ -62,6 +57,31 @@ const FIELDS: [Field; 8] = [
     ("pushlab_slow_closes", "Clients closed because they stopped reading.", MetricType::Counter, |c| &c.slow_closes),
     ("pushlab_dead_closes", "Clients dropped because they stopped answering pings.", MetricType::Counter, |c| &c.dead_closes),
 ];
+
+#[rustfmt::skip]
+const BY_HTTP: [Field<OverHttp>; 2] = [
+    ("pushlab_open_connections_by_http", "Connections (push) or requests (polls) in progress, by HTTP version.", MetricType::Gauge, |o| &o.open),
+    ("pushlab_requests_by_http", "Requests, streams and upgrades accepted, by HTTP version.", MetricType::Counter, |o| &o.requests),
+];
+
+#[rustfmt::skip]
+const TCP: [Field<TcpConnections>; 2] = [
+    ("pushlab_tcp_connections", "TCP connections open, by the HTTP they speak.", MetricType::Gauge, |c| &c.open),
+    ("pushlab_tcp_connections_accepted", "TCP connections accepted, by the HTTP they speak.", MetricType::Counter, |c| &c.accepted),
+];
+
+/// Writes one value of a gauge or a counter family.
+fn encode_value(
+    metric: prometheus_client::encoding::MetricEncoder<'_>,
+    kind: &MetricType,
+    value: u64,
+) -> Result<(), fmt::Error> {
+    if matches!(kind, MetricType::Gauge) {
+        ConstGauge::new(value as i64).encode(metric)
+    } else {
+        ConstCounter::new(value).encode(metric)
+    }
+}
 
 /// Reads the live counters at scrape time.
 struct Scrape(Arc<AppState>);
@@ -76,17 +96,33 @@ impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let stats: &Stats = &self.0.stats;
         for (name, help, kind, field) in FIELDS {
-            let is_gauge = matches!(kind, MetricType::Gauge);
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for transport in Transport::ALL {
                 let value = field(stats.of(transport)).load(Relaxed);
                 let labels = [("transport", transport.name())];
-                let metric = family.encode_family(&labels)?;
-                if is_gauge {
-                    ConstGauge::new(value as i64).encode(metric)?;
-                } else {
-                    ConstCounter::new(value).encode(metric)?;
+                encode_value(family.encode_family(&labels)?, &kind, value)?;
+            }
+        }
+
+        // The same split by the HTTP that carries each request, and the TCP
+        // connections themselves: on HTTP/2 many requests share one.
+        let tcp = &self.0.connections;
+        for (name, help, kind, field) in BY_HTTP {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for transport in Transport::ALL {
+                for http in HttpVersion::ALL {
+                    let labels = [("transport", transport.name()), ("http", http.name())];
+                    let value = field(stats.of(transport).http.of(http)).load(Relaxed);
+                    encode_value(family.encode_family(&labels)?, &kind, value)?;
                 }
+            }
+        }
+        for (name, help, kind, field) in TCP {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for http in HttpVersion::ALL {
+                let labels = [("http", http.name())];
+                let value = field(tcp.of(http)).load(Relaxed);
+                encode_value(family.encode_family(&labels)?, &kind, value)?;
             }
         }
 

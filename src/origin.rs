@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
@@ -37,18 +37,23 @@ impl OriginPolicy {
         self.refused.load(Relaxed)
     }
 
-    /// Lets a WebSocket handshake through if its `Origin` is absent, this server's own,
+    /// Lets a WebSocket handshake through if its `Origin` is absent, this server's own
+    /// (the host the request was sent to: `Host` on HTTP/1.1, `:authority` on HTTP/2),
     /// or listed.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiError> {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return Ok(());
         };
+        let host = headers
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| uri.authority().map(|a| a.as_str().as_bytes()));
         let same_origin = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
-            .zip(headers.get(header::HOST))
-            .is_some_and(|((_, authority), host)| authority.as_bytes() == host.as_bytes());
+            .zip(host)
+            .is_some_and(|((_, authority), host)| authority.as_bytes() == host);
         if same_origin || self.allowed.contains(origin) {
             Ok(())
         } else {

@@ -17,6 +17,8 @@ use crate::extract::FromQuery;
 use crate::message::MAX_AUTHOR_CHARS;
 use crate::protocol::Transport;
 use crate::room::{RoomName, is_name};
+use crate::server::Carrier;
+use crate::stats::HttpVersion;
 
 /// How long a poller counts as online after its last request: a held long poll lasts
 /// up to 30 s and the slowest short-poll interval on the page is 10 s.
@@ -54,6 +56,12 @@ pub struct Online {
     pub client: String,
     pub name: Option<String>,
     pub transport: Transport,
+    /// The HTTP of its (latest) request: `http/1.1` or `h2`; `null` for WebTransport
+    /// (HTTP/3 over QUIC, no TCP connection).
+    pub http: Option<HttpVersion>,
+    /// The number of the TCP connection that request came on: a page whose transports
+    /// all show the same number shares one connection (HTTP/2). `null` for WebTransport.
+    pub connection: Option<u64>,
 }
 
 /// A client on a transport in a room: the key of the presence list.
@@ -71,6 +79,9 @@ pub struct Presence {
 
 struct Seen {
     name: Option<String>,
+    /// The HTTP and the TCP connection of the latest request.
+    http: Option<HttpVersion>,
+    connection: Option<u64>,
     /// Open push connections; always 0 for pollers.
     connections: usize,
     last: Instant,
@@ -115,7 +126,7 @@ impl Presence {
     /// A client arrived: a push client stays listed until [`Presence::leave`], a
     /// poller for [`POLLER_GRACE`].
     /// Past [`MAX_SEATS`] a newcomer is not listed (it is served all the same).
-    pub fn arrive(&self, seat: &Seat, name: Option<&str>) {
+    pub fn arrive(&self, seat: &Seat, name: Option<&str>, carrier: Option<&Carrier>) {
         let mut seen = self.lock();
         if !seen.contains_key(seat) && seen.len() >= MAX_SEATS {
             forget_gone(&mut seen);
@@ -125,10 +136,14 @@ impl Presence {
         }
         let entry = seen.entry(seat.clone()).or_insert(Seen {
             name: None,
+            http: None,
+            connection: None,
             connections: 0,
             last: Instant::now(),
         });
         entry.name = name.map(str::to_owned);
+        entry.http = carrier.map(|carrier| carrier.http);
+        entry.connection = carrier.map(|carrier| carrier.id);
         entry.last = Instant::now();
         if seat.transport.is_push() {
             entry.connections += 1;
@@ -171,6 +186,8 @@ impl Presence {
                 client: seat.client.clone(),
                 name: s.name.clone(),
                 transport: seat.transport,
+                http: s.http,
+                connection: s.connection,
             })
             .collect();
         (total, listed)

@@ -4,10 +4,12 @@
 //! forever to send its request, or open connections and never send anything. This
 //! loop is axum's, with:
 //!
-//! - HTTP/1.1 only (what browsers speak to a plain-HTTP server, and what WebSocket
-//!   upgrades need). hyper's HTTP/1 connection refuses the HTTP/2 preface of a
-//!   cleartext HTTP/2 (h2c) client by closing the connection: HTTP/2 comes with
-//!   HTTPS, where browsers use it;
+//! - HTTP/1.1 only on plain TCP (what browsers speak to a plain-HTTP server, and what
+//!   WebSocket upgrades need). hyper's HTTP/1 connection refuses the HTTP/2 preface of
+//!   a cleartext HTTP/2 (h2c) client by closing the connection: HTTP/2 comes with
+//!   HTTPS, where browsers use it. With `--tls`, the TLS handshake comes first
+//!   ([`crate::tls`]), then HTTP/2 or HTTP/1.1 as its ALPN decided, HTTP/2 with limits
+//!   of its own ([`http2`]);
 //! - deadlines and a cap for idle connections, so that silent sockets cannot use up
 //!   the file descriptors (see [`idle`]); when accepting fails anyway, the accept loop
 //!   closes the oldest idle connection and backs off, logging once, not per attempt;
@@ -24,6 +26,7 @@
 //!      1001 ("going away");
 //!   3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
 
+mod http2;
 mod idle;
 mod memory;
 mod parse_errors;
@@ -34,6 +37,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -41,39 +45,64 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper::rt::{Read, Write};
-use hyper::server::conn::http1::{self, UpgradeableConnection};
+use hyper::server::conn::http1;
 use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep, timeout};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::App;
 use crate::state::AppState;
+use crate::stats::HttpVersion;
 use crate::tap::Tapped;
+use crate::tls::Tls;
 
-pub use idle::IdleConnections;
 use idle::{Connection, ServingBody};
+pub use idle::{IdleConnections, Serving};
 use parse_errors::ParseErrorsAsJson;
 
 /// Largest request head (request line and headers) accepted; past it, 431. Browsers
-/// send a few hundred bytes to pushlab, more only with big cookies for the host.
+/// send a few hundred bytes to pushlab, more only with big cookies for the host. Over
+/// HTTP/2, the largest decoded header list.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
-/// Serves `app` on `listener` until `shutdown` completes, then shuts down
-/// gracefully and returns.
+/// The TCP connection a request came on (in its extensions): its number, in order of
+/// acceptance, and the HTTP it speaks. On HTTP/2 every request of a page shares one.
+#[derive(Clone)]
+pub struct Carrier {
+    pub id: u64,
+    pub http: HttpVersion,
+    connection: Arc<Connection>,
+}
+
+impl Carrier {
+    /// Keeps the connection serving, not idle, until the guard is dropped: for a
+    /// request upgraded to a socket that outlives its response (over HTTP/2 a stream
+    /// of a connection that must not be closed as idle under it).
+    pub fn hold(&self) -> Serving {
+        self.connection.serving()
+    }
+}
+
+/// Serves `app` on `listener` (HTTPS if `tls` is given) until `shutdown` completes,
+/// then shuts down gracefully and returns.
 pub async fn run(
     listener: TcpListener,
     app: App,
     state: Arc<AppState>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut http = http1::Builder::new();
     http.max_header_size(MAX_HEAD_BYTES);
+    let builders = Arc::new((http, http2::builder(&state.config)));
+    let tls = tls.map(Arc::new);
+    let mut accepted: u64 = 0;
     let write_deadline = state.config.slow_client_timeout * 2;
     let grace = state.config.shutdown_grace;
     let connections = TaskTracker::new();
@@ -98,34 +127,73 @@ pub async fn run(
         };
         trouble.over();
         let _ = stream.set_nodelay(true);
+        accepted += 1;
         // The wire tap's one seam: what this connection reads and writes (see `tap`).
-        // It wraps the stream hyper reads, so under TLS it belongs above the decryption.
         let tap = state.taps.connection();
-        let request_tap = tap.clone();
         let (connection, made_room) = state.idle.open();
-        let app = app.clone();
-        let this = connection.clone();
-        let service = service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            if let Some(tap) = &request_tap {
-                request.extensions_mut().insert(tap.clone());
+        let io = WriteDeadline::new(stream, write_deadline, state.clone());
+        let (app, state, tls, builders) =
+            (app.clone(), state.clone(), tls.clone(), builders.clone());
+        let id = accepted;
+        connections.spawn(async move {
+            // The seam between plain HTTP and HTTPS: TLS, if any, picks the HTTP. The
+            // handshake is part of the first request's time (--header-timeout), and an
+            // idle connection shed to make room may be one still shaking hands.
+            let (mut io, http) = match tls {
+                None => (Either::Left(io), HttpVersion::Http1),
+                Some(tls) => tokio::select! {
+                    shaken = tls.handshake(io) => match shaken {
+                        Ok((io, http)) => (Either::Right(io), http),
+                        Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
+                    },
+                    () = connection.expired() => return,
+                },
+            };
+            socket_of(&mut io).count_as(http);
+            // The tap sits above TLS: it shows what the client sent, decrypted.
+            if let Some(tap) = tap.as_ref().filter(|_| http == HttpVersion::Http2) {
+                tap.speaks_http2();
             }
-            let serving = this.serving();
-            let response = app.clone().oneshot(request.map(Body::new));
-            async move {
-                let response = response.await?;
-                Ok::<_, Infallible>(response.map(|body| ServingBody::new(body, serving)))
+            let io = Tapped::new(io, tap.clone());
+            let carrier = Carrier {
+                id,
+                http,
+                connection: connection.clone(),
+            };
+            let service = service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                if let Some(tap) = &tap {
+                    request.extensions_mut().insert(tap.clone());
+                }
+                let serving = carrier.hold();
+                request.extensions_mut().insert(carrier.clone());
+                let response = app.clone().oneshot(request.map(Body::new));
+                async move {
+                    let response = response.await?;
+                    Ok::<_, Infallible>(response.map(|body| ServingBody::new(body, serving)))
+                }
+            });
+            let shutdown = state.shutdown.clone();
+            let (http1, http2) = &*builders;
+            let ended = match http {
+                HttpVersion::Http1 => {
+                    // Inside the JSON rewriting, so the tap sees the bytes that leave.
+                    let io = TokioIo::new(ParseErrorsAsJson::new(io));
+                    let served = http1.serve_connection(io, service).with_upgrades();
+                    serve_connection(served, connection, shutdown).await
+                }
+                HttpVersion::Http2 => {
+                    let served = http2.serve_connection(TokioIo::new(io), service);
+                    serve_connection(served, connection, shutdown).await
+                }
+            };
+            if let Err(error) = ended {
+                if http == HttpVersion::Http2 && http2::unanswered_ping(&error) {
+                    state.stalls.count_one();
+                }
+                tracing::debug!(%error, "connection ended with an error");
             }
         });
-        // Inside the JSON rewriting, so the tap sees the bytes that really leave.
-        let io = ParseErrorsAsJson::new(Tapped::new(
-            WriteDeadline::new(stream, write_deadline, state.clone()),
-            tap,
-        ));
-        let served = http
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades();
-        connections.spawn(serve_connection(served, connection, state.shutdown.clone()));
         if let Some(closed) = made_room {
             // Under a flood of new connections, take the next one only once the one
             // closed to make room is gone: descriptors stay within the cap.
@@ -150,30 +218,55 @@ pub async fn run(
 }
 
 /// Drives one HTTP connection until it ends, is closed as idle, or the server shuts
-/// down (then it finishes the request in progress, if any, and closes).
-async fn serve_connection<I, S, B>(
-    served: UpgradeableConnection<I, S>,
+/// down (then it finishes the requests in progress, if any, and closes: on HTTP/2
+/// after a GOAWAY).
+async fn serve_connection<C: Graceful>(
+    served: C,
     connection: Arc<Connection>,
     shutdown: CancellationToken,
-) where
-    I: Read + Write + Unpin + Send + 'static,
+) -> Result<(), hyper::Error> {
+    tokio::pin!(served);
+    tokio::select! {
+        ended = served.as_mut() => ended,
+        // Dropping the connection closes its socket; no request is in progress.
+        () = connection.expired() => Ok(()),
+        () = shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    }
+}
+
+/// A connection hyper can be asked to close gracefully: HTTP/1.1 (after the request in
+/// progress) or HTTP/2 (GOAWAY, then the streams in progress finish).
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: HttpService<Incoming, ResBody = B>,
     S::Error: Into<Box<dyn StdError + Send + Sync>>,
     B: hyper::body::Body + Send + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    tokio::pin!(served);
-    let ended = tokio::select! {
-        ended = served.as_mut() => ended,
-        // Dropping the connection closes its socket; no request is in progress.
-        () = connection.expired() => return,
-        () = shutdown.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            served.await
-        }
-    };
-    if let Err(error) = ended {
-        tracing::debug!(%error, "connection ended with an error");
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
     }
 }
 
@@ -234,17 +327,50 @@ impl AcceptTrouble {
     }
 }
 
+/// The socket under TLS, if any.
+fn socket_of(
+    io: &mut Either<WriteDeadline, tokio_rustls::server::TlsStream<WriteDeadline>>,
+) -> &mut WriteDeadline {
+    match io {
+        Either::Left(socket) => socket,
+        Either::Right(tls) => tls.get_mut().0,
+    }
+}
+
+/// Counts a TCP connection as open, by its HTTP, until dropped.
+struct OpenConnection(Arc<AppState>, HttpVersion);
+
+impl OpenConnection {
+    fn new(state: &Arc<AppState>, http: HttpVersion) -> Self {
+        let counters = state.connections.of(http);
+        counters.accepted.fetch_add(1, Relaxed);
+        counters.open.fetch_add(1, Relaxed);
+        Self(state.clone(), http)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.of(self.1).open.fetch_sub(1, Relaxed);
+    }
+}
+
 /// A socket whose writes may not stay blocked longer than `limit`. A write blocks when
 /// the client's receive window is full: it stopped reading. After `limit` without any
 /// progress the write fails and hyper drops the connection. It is the backstop for
 /// every connection; the WebSocket notices a stuck client earlier, after
 /// `--slow-client-timeout`, to try to say why (close 1013).
+///
+/// It also counts the socket among the open connections of its HTTP version once that
+/// is known, for as long as the socket lives (an upgraded WebSocket outlives its HTTP
+/// connection).
 struct WriteDeadline {
     io: TcpStream,
     limit: Duration,
     /// Running while a write is blocked.
     blocked: Option<Pin<Box<Sleep>>>,
     state: Arc<AppState>,
+    _open: Option<OpenConnection>,
 }
 
 impl WriteDeadline {
@@ -254,7 +380,13 @@ impl WriteDeadline {
             limit,
             blocked: None,
             state,
+            _open: None,
         }
+    }
+
+    /// Counts this socket as an open connection speaking `http`.
+    fn count_as(&mut self, http: HttpVersion) {
+        self._open = Some(OpenConnection::new(&self.state, http));
     }
 
     /// Called with the inner write's result: progress clears the deadline, a blocked

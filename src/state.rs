@@ -18,13 +18,23 @@ use crate::hub::{Hub, StoreError};
 use crate::limits::{ConnectionCaps, PublishRate, Stalls};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
+use crate::quic::certificate::DevCertificate;
 use crate::server::IdleConnections;
-use crate::stats::Stats;
+use crate::stats::{ByHttp, Stats, TcpConnections};
 use crate::tap::Taps;
 
 /// The address of the client that sent a request (set by the accept loop in
 /// [`crate::server`]).
 pub type ClientAddr = ConnectInfo<SocketAddr>;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot make the WebTransport certificate: {0}")]
+    Certificate(#[from] wtransport::tls::error::InvalidSan),
+}
 
 /// What every handler shares.
 pub struct AppState {
@@ -48,11 +58,20 @@ pub struct AppState {
     pub stalls: Stalls,
     /// The wire taps clients have open (see [`crate::tap`]).
     pub taps: Arc<Taps>,
+    /// With `--webtransport`: the certificate the QUIC listener serves.
+    pub webtransport: Option<DevCertificate>,
+    /// TCP connections, by the HTTP they speak.
+    pub connections: ByHttp<TcpConnections>,
 }
 
 impl AppState {
-    /// Opens the store `--store` names; fails, naming it, if it cannot be reached.
-    pub async fn open(config: Config) -> Result<Self, StoreError> {
+    /// Opens the store `--store` names; fails, naming it, if it cannot be reached. With
+    /// `--webtransport`, makes the certificate.
+    pub async fn open(config: Config) -> Result<Self, StartError> {
+        let webtransport = match config.webtransport {
+            true => Some(DevCertificate::new(config.addr.ip())?),
+            false => None,
+        };
         Ok(Self {
             hub: Hub::open(
                 &config.store,
@@ -71,6 +90,8 @@ impl AppState {
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
             taps: Arc::new(Taps::new(config.wire_tap, config.addr.ip().is_loopback())),
+            webtransport,
+            connections: ByHttp::default(),
             config,
         })
     }

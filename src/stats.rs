@@ -17,6 +17,63 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::{MetricEncoder, NoLabelSet};
 
+/// Which HTTP carries a request, named as ALPN (and the browser's devtools) name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum HttpVersion {
+    #[serde(rename = "http/1.1")]
+    Http1,
+    #[serde(rename = "h2")]
+    Http2,
+}
+
+impl HttpVersion {
+    pub const ALL: [Self; 2] = [Self::Http1, Self::Http2];
+
+    /// The ALPN name, as in the JSON and the metrics' `http` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http1 => "http/1.1",
+            Self::Http2 => "h2",
+        }
+    }
+}
+
+/// One value per HTTP version, serialized under the ALPN names.
+#[derive(Debug, Default, Serialize)]
+pub struct ByHttp<T> {
+    #[serde(rename = "http/1.1")]
+    pub http1: T,
+    #[serde(rename = "h2")]
+    pub http2: T,
+}
+
+impl<T> ByHttp<T> {
+    pub fn of(&self, version: HttpVersion) -> &T {
+        match version {
+            HttpVersion::Http1 => &self.http1,
+            HttpVersion::Http2 => &self.http2,
+        }
+    }
+}
+
+/// A transport's connections or requests over one HTTP version.
+#[derive(Debug, Default, Serialize)]
+pub struct OverHttp {
+    /// In progress now.
+    pub open: AtomicU64,
+    /// Since the server started.
+    pub requests: AtomicU64,
+}
+
+/// TCP connections speaking one HTTP version (after the TLS handshake, with `--tls`).
+#[derive(Debug, Default, Serialize)]
+pub struct TcpConnections {
+    /// Open now.
+    pub open: AtomicU64,
+    /// Since the server started.
+    pub accepted: AtomicU64,
+}
+
 /// What one transport has done since the server started.
 #[derive(Debug, Default, Serialize)]
 pub struct Counters {
@@ -36,6 +93,9 @@ pub struct Counters {
     pub slow_closes: AtomicU64,
     /// Clients dropped because they stopped answering pings.
     pub dead_closes: AtomicU64,
+    /// `open` and `requests` again, split by the HTTP that carries them: on HTTP/2 a
+    /// page's SSE stream and long poll share one TCP connection.
+    pub http: ByHttp<OverHttp>,
     /// Publish-to-delivery times, served at `/metrics` only.
     #[serde(skip)]
     pub latency: Latency,

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use axum::Router;
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
 use tower_http::services::ServeDir;
@@ -21,8 +21,12 @@ use crate::error::ApiError;
 #[folder = "web/"]
 struct Assets;
 
+/// `connect-src` names the loopback addresses besides `'self'` for WebTransport: a page
+/// opened at `http://localhost:PORT` opens its session at `https://127.0.0.1:PORT`, the
+/// address the QUIC socket is bound to (see `web/transports/webtransport.js`).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+    style-src 'self'; img-src 'self' data:; \
+    connect-src 'self' https://127.0.0.1:* https://[::1]:*; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Serves the page: embedded, or from `web_dir` when given.
@@ -47,7 +51,12 @@ pub fn router(web_dir: Option<PathBuf>) -> Router {
         ))
 }
 
-async fn embedded(uri: Uri) -> Response {
+async fn embedded(method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        // Like ServeDir (--web-dir): the page is only read. This also refuses an
+        // HTTP/2 CONNECT, which asks for a tunnel to another host.
+        return ApiError::MethodNotAllowed(method.to_string()).into_response();
+    }
     let mut path = uri.path().trim_start_matches('/').to_owned();
     if path.is_empty() || path.ends_with('/') {
         path.push_str("index.html");

@@ -4,9 +4,12 @@
 #![cfg(feature = "bench")]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use clap::Parser;
+use pushlab::bench::client::http::Endpoint;
 use pushlab::bench::measure::{Bench, Spec};
 use pushlab::bench::open_files;
 use pushlab::bench::server::{SPAWN_ARGS, Target};
@@ -63,6 +66,60 @@ async fn every_transport_delivers_every_message_once_on_one_connection_per_clien
         assert!(row.window.bytes > 0);
         assert!(row.server.is_none(), "no pid given: no /proc figures");
     }
+}
+
+/// `--http2`: the same clients over HTTP/2 and TLS, against a `--tls` server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_every_transport_delivers_once_and_polls_cost_fewer_bytes() {
+    let plain = bench_against(start_server().await, CancellationToken::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let args = std::iter::once("pushlab")
+        .chain(SPAWN_ARGS)
+        .chain(["--tls"]);
+    let config = Config::parse_from(args);
+    let tls = pushlab::tls::Tls::from_config(&config).unwrap().unwrap();
+    let endpoint = Endpoint::http2(addr, tls.fingerprint());
+    let state = Arc::new(pushlab::AppState::open(config).await.unwrap());
+    tokio::spawn(pushlab::run(
+        listener,
+        state.clone(),
+        Some(tls),
+        std::future::pending(),
+    ));
+    let target = Target::Running {
+        endpoint,
+        pid: None,
+    };
+    let h2 = Bench::new(
+        target,
+        open_files::raise(),
+        Duration::from_millis(50),
+        8,
+        CancellationToken::new(),
+    );
+    for transport in Transport::ALL {
+        let row = h2.row(&spec(transport)).await.unwrap();
+        assert!(row.is_clean(), "{transport:?}: {row:?}");
+        assert_eq!(row.setup.connections + row.window.connections, 5);
+        if transport == Transport::LongPoll {
+            // HPACK: a poll's repeated headers cost a few bytes each after the first.
+            let (_, h2_bytes) = row.per_delivered().unwrap();
+            let over_http1 = plain.row(&spec(transport)).await.unwrap();
+            let (_, http1_bytes) = over_http1.per_delivered().unwrap();
+            assert!(
+                h2_bytes < http1_bytes,
+                "{h2_bytes} vs {http1_bytes} bytes per message"
+            );
+        }
+    }
+    let server = &state.connections;
+    assert_eq!(
+        server.http1.accepted.load(Relaxed),
+        0,
+        "nothing over HTTP/1.1"
+    );
+    assert!(server.http2.accepted.load(Relaxed) >= 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

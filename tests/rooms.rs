@@ -268,11 +268,17 @@ async fn the_room_list_presence_and_counters_follow_the_rooms() {
             { "name": "maths", "last_id": 1, "clients": 1 },
         ]})
     );
-    let (_, in_maths) = server.get_json(&in_room("maths", "presence")).await;
+    let (_, mut in_maths) = server.get_json(&in_room("maths", "presence")).await;
+    let seat = &mut in_maths["clients"][0];
+    assert!(
+        seat["connection"].is_u64(),
+        "the TCP connection's number: {seat}"
+    );
+    seat.as_object_mut().unwrap().remove("connection");
     assert_eq!(
         in_maths,
         json!({
-            "clients": [{ "client": "tab1", "name": "alice", "transport": "sse" }],
+            "clients": [{ "client": "tab1", "name": "alice", "transport": "sse", "http": "http/1.1" }],
             "total": 1,
         })
     );

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::https::{H2, json_of};
 use common::{Server, SseClient, WsClient, eventually, within};
 use serde_json::{Value, json};
 
@@ -52,6 +53,75 @@ async fn shutdown_ends_every_transport_cleanly_and_quickly() {
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_over_http2_sends_goaway_and_ends_every_stream_cleanly() {
+    let server = Server::start_tls(&[]).await;
+    let h2 = H2::connect(&server).await;
+    h2.post("alice", "before shutdown").await;
+    let mut sse = h2.sse("?since=1").await;
+    let mut ws = h2.websocket("?since=1").await;
+    let long_poll = tokio::spawn({
+        let h2 = h2.clone();
+        async move { json_of(h2.get("/api/messages/long-poll?since=1&timeout=30").await).await }
+    });
+    eventually("the long poll to be held", || async {
+        h2.get_json("/api/stats").await.1["transports"]["long_poll"]["open"] == 1
+    })
+    .await;
+
+    let started = Instant::now();
+    let (stopped, code, ended, (status, body), ()) = tokio::join!(
+        server.shutdown(),
+        ws.close_code(),
+        within("the SSE stream to end", async {
+            while sse.next_event().await.is_some() {}
+        }),
+        async { long_poll.await.unwrap() },
+        within(
+            "the connection to close after GOAWAY",
+            h2.closed.cancelled()
+        ),
+    );
+    stopped.expect("serve returns Ok");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    assert_eq!(code, 1001);
+    let () = ended;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({ "messages": [], "last_id": 1, "reset": false })
+    );
+}
+
+#[test]
+fn with_tls_the_binary_prints_an_https_url_and_the_certificate_fingerprint() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args(["--addr", "127.0.0.1:0", "--log", "warn", "--tls"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap();
+    let fingerprint = lines.next().unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        url.starts_with("pushlab listening on https://127.0.0.1:"),
+        "{url}"
+    );
+    let hex = fingerprint
+        .strip_prefix("TLS certificate (self-signed) SHA-256 ")
+        .unwrap_or_else(|| panic!("unexpected second line {fingerprint:?}"));
+    let pairs: Vec<&str> = hex.split(':').collect();
+    assert_eq!(pairs.len(), 32, "{hex}");
+    assert!(
+        pairs
+            .iter()
+            .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok())
     );
 }
 

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Poller, Server, SseClient, WsClient, eventually, ids, within};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn posting_returns_201_with_the_stored_message() {
@@ -334,12 +334,20 @@ async fn presence_lists_push_clients_while_connected_and_pollers_that_asked() {
     let ws = WsClient::connect(&server, "?client=tab1&name=alice").await;
     let (status, _) = server.get_json("/api/messages?client=tab2&name=bob").await;
     assert_eq!(status, 200);
-    let (_, online) = server.get_json("/api/presence").await;
+    let (_, mut online) = server.get_json("/api/presence").await;
+    // Each seat names the TCP connection its request came on: here one each.
+    let connections: Vec<Value> = online["clients"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .map(|seat| seat.as_object_mut().unwrap().remove("connection").unwrap())
+        .collect();
+    assert_ne!(connections[0], connections[1]);
     assert_eq!(
         online["clients"],
         json!([
-            { "client": "tab1", "name": "alice", "transport": "websocket" },
-            { "client": "tab2", "name": "bob", "transport": "short_poll" },
+            { "client": "tab1", "name": "alice", "transport": "websocket", "http": "http/1.1" },
+            { "client": "tab2", "name": "bob", "transport": "short_poll", "http": "http/1.1" },
         ])
     );
     drop(ws);

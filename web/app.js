@@ -1,4 +1,4 @@
-// The demo page: four panes, one composer, the views around them.
+// The demo page: a pane per transport, one composer, the views around them.
 //
 // Reading order for the curious: web/transports/*.js (one technique each,
 // listed in transports/index.js),
@@ -109,12 +109,13 @@ connections.on('counters', (event) => forPane(event));
 connections.on('interval', (event) => {
   for (const pane of Object.values(panes)) pane.setInterval(event.ms);
 });
-connections.on('ws-error', (event) => {
+connections.on('send-error', (event) => {
   forPane(event);
-  showStatus(event.error === 'not-connected' ? 'composer.noSocket' : 'composer.error', { error: event.error }, true);
+  showStatus(event.error === 'not-connected' ? NOT_CONNECTED[event.kind] : 'composer.error', { error: event.error }, true);
 });
 connections.on('server', (event) => {
   renderOnline(event.presence);
+  renderCarriers(event.presence);
   renderServerFigures();
 });
 connections.on('snapshot', (model) => {
@@ -129,6 +130,7 @@ connections.on('room', (model) => {
     panes[kind].load(model.panes[kind]);
   }
   renderOnline(model.presence);
+  renderCarriers(model.presence);
 });
 connections.on('role', (role) => {
   const badge = $('#role');
@@ -149,6 +151,10 @@ authorInput.addEventListener('change', () => {
   connections.setName(author);
 });
 
+/** The transports the composer can send over besides HTTP, and what it says. */
+const SENT = { websocket: 'composer.sentWs', webtransport: 'composer.sentWt' };
+const NOT_CONNECTED = { websocket: 'composer.noSocket', webtransport: 'composer.noSession' };
+
 function showStatus(key, params, isError = false) {
   const status = $('#composer-status');
   translate(status, key, params);
@@ -161,13 +167,14 @@ $('#composer').addEventListener('submit', async (event) => {
   const name = authorInput.value.trim();
   if (!text || !name) return;
   const via = new FormData(event.target).get('via');
-  if (via === 'websocket') {
-    if (connections.model.panes.websocket.state !== 'connected') {
-      showStatus('composer.noSocket', {}, true);
+  if (via in NOT_CONNECTED) {
+    // Sent on the pane's own connection; the message comes back like everyone else's.
+    if (connections.model.panes[via].state !== 'connected') {
+      showStatus(NOT_CONNECTED[via], {}, true);
       return;
     }
-    connections.sendOverWebSocket(name, text);
-    showStatus('composer.sentWs', {});
+    connections.sendOver(via, name, text);
+    showStatus(SENT[via], {});
     textInput.value = '';
     return;
   }
@@ -313,6 +320,25 @@ function renderServerFigures() {
 }
 
 setInterval(renderLive, 1000);
+
+// ---- which connections carry this page ------------------------------------
+
+// The browser does not tell a page which connection a request used, but the server
+// knows: /api/presence names, for each of this browser's transports, the HTTP
+// version and the number of the TCP connection its latest request came on. Over
+// HTTP/1.1 that is a connection per held stream; over HTTP/2, one for everything.
+function renderCarriers(presence) {
+  const mine = (presence?.clients ?? []).filter((seat) => seat.client === client);
+  for (const kind of KINDS) panes[kind].setCarrier(mine.find((seat) => seat.transport === kind) ?? null);
+  const summary = $('#carriers');
+  summary.hidden = mine.length === 0;
+  if (mine.length === 0) return;
+  const connections = new Set(mine.map((seat) => seat.connection)).size;
+  const http = [...new Set(mine.map((seat) => seat.http))].sort().join(' + ');
+  summary.dataset.connections = String(connections);
+  summary.dataset.http = http;
+  translate(summary, connections === 1 ? 'carriers.one' : 'carriers.many', { connections, http });
+}
 
 // ---- who is online --------------------------------------------------------
 

@@ -16,7 +16,7 @@
 // itself. See docs/page.md.
 //
 // Rooms: each tab watches one room, and may switch. The leader opens one set
-// of the four transports per room that some tab watches (tabs in the same room
+// of the transports per room that some tab watches (tabs in the same room
 // share it), tags every event with its room, and closes a room's set when the
 // last tab leaves it. Each tab keeps the small model (state, counters, cursor,
 // recent messages per transport) of its own room, so any of them can take
@@ -164,7 +164,7 @@ export class Connections {
     }
   }
 
-  /** The four transports of a room, from the cursors and counters its model has. */
+  /** The transports of a room, from the cursors and counters its model has. */
   open(room, tap) {
     const transports = {};
     for (const kind of KINDS) {
@@ -179,11 +179,11 @@ export class Connections {
       transport.onWire((entry) => {
         // With the tap on, the server's rows show requests and responses as they
         // really were; the page's own summaries stay only for what the server
-        // cannot see (aborts, failures, retries).
-        if (tap.live && entry.type !== 'event') return;
+        // cannot see (aborts, failures, retries, and transports it cannot tap).
+        if (tap.live && Module.tapped && entry.type !== 'event') return;
         this.publish({ type: 'wire', room, kind, entry });
       });
-      transport.onError((error) => this.publish({ type: 'ws-error', room, kind, error }));
+      transport.onError((error) => this.publish({ type: 'send-error', room, kind, error }));
       transport.onCounters(() => this.publish({ type: 'counters', room, kind }));
       transports[kind] = transport;
     }
@@ -277,9 +277,9 @@ export class Connections {
           for (const each of Object.values(transports)) each.name = command.name;
         }
         break;
-      case 'ws-send':
+      case 'send':
         if (!transport?.send(command.author, command.text)) {
-          this.publish({ type: 'ws-error', room: command.room, kind: 'websocket', error: 'not-connected' });
+          this.publish({ type: 'send-error', room: command.room, kind: command.kind, error: 'not-connected' });
         }
         break;
     }
@@ -391,5 +391,6 @@ export class Connections {
   disconnect(kind) { this.command({ command: 'disconnect', kind }); }
   drop(kind, ms = 2000) { this.command({ command: 'drop', kind, ms }); }
   setPollInterval(ms) { this.command({ command: 'interval', ms }); }
-  sendOverWebSocket(author, text) { this.command({ command: 'ws-send', kind: 'websocket', author, text }); }
+  /** Send a message over a transport that can (websocket, webtransport). */
+  sendOver(kind, author, text) { this.command({ command: 'send', kind, author, text }); }
 }

@@ -84,6 +84,9 @@ export class PaneView {
       this.notice('notice.resumed', { cursor: detail.cursor ?? '–' });
     } else if (state === 'reconnecting' && detail.error && previous !== 'reconnecting') {
       this.notice('notice.error', { error: detail.error, cursor: detail.cursor ?? '–' });
+    } else if (state === 'disconnected' && detail.unavailable) {
+      // The technique cannot work here (the browser, the page's address or the server): say why.
+      this.notice(detail.unavailable, {});
     }
   }
 
@@ -92,6 +95,17 @@ export class PaneView {
     const toggle = this.root.querySelector('[data-action="toggle"]');
     translate(toggle, this.state === 'disconnected' ? 'pane.connect' : 'pane.disconnect');
     this.root.querySelector('[data-action="drop"]').disabled = this.state === 'disconnected';
+  }
+
+  /**
+   * Which HTTP and which TCP connection carry this transport, as the server saw its
+   * latest request: { http: 'h2' | 'http/1.1', connection: 7 }, or null if unknown.
+   */
+  setCarrier(carrier) {
+    const element = this.root.querySelector('[data-field="carrier"]');
+    element.hidden = !carrier;
+    this.root.dataset.http = carrier?.http ?? '';
+    if (carrier) translate(element, 'carrier', { http: carrier.http, connection: carrier.connection });
   }
 
   setCursor(cursor) {

@@ -7,14 +7,20 @@
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import http from 'node:http';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 // The page's own list of techniques (plain ES modules, importable from node too).
-import { KINDS } from '../../web/transports/index.js';
+import { KINDS as ALL_KINDS } from '../../web/transports/index.js';
 
-export { KINDS };
+// The panes every test expects to connect: all but WebTransport, which needs a
+// server started with --webtransport and a browser with QUIC on
+// (launchBrowser({ quic: true })); tests/webtransport.test.js covers it.
+export const KINDS = ALL_KINDS.filter((kind) => kind !== 'webtransport');
+export { ALL_KINDS };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
@@ -33,18 +39,45 @@ export async function freePort() {
 }
 
 /**
+ * One request from outside the browser, as curl would make it: over HTTP/1.1, or
+ * over HTTPS accepting the self-signed certificate of a `--tls` server (node's fetch
+ * cannot be told to). Returns { status, body, json(), fingerprint } where
+ * `fingerprint` is the served certificate's SHA-256, as pushlab prints it.
+ */
+export function request(url, { method = 'GET', headers = {}, body } = {}) {
+  const client = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    // agent: false, so that no kept-alive connection of the harness is counted by the server.
+    const outgoing = client.request(url, { method, headers, agent: false, rejectUnauthorized: false }, (response) => {
+      const fingerprint = response.socket.getPeerCertificate?.()?.fingerprint256;
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode, body: text, json: () => JSON.parse(text), fingerprint }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
+}
+
+/**
  * Start `pushlab --addr 127.0.0.1:PORT --web-dir <repo>/web` and wait until
  * /healthz answers. Returns { base, port, post(), stop() }. Pass `port` to
  * start again where a stopped server was (a restart, as the page sees it).
+ * With `--tls` among the arguments the base is https:// and `fingerprint` is the
+ * certificate's, as printed at start.
  */
 export async function startServer(extraArgs = [], { port } = {}) {
   port ??= await freePort();
   const args = ['--addr', `127.0.0.1:${port}`, '--web-dir', path.join(repo, 'web'), '--log', 'warn', ...extraArgs];
-  const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
+  child.stdout.on('data', (chunk) => (stdout += chunk));
   const exited = once(child, 'exit');
-  const base = `http://127.0.0.1:${port}`;
+  const scheme = extraArgs.includes('--tls') ? 'https' : 'http';
+  const base = `${scheme}://127.0.0.1:${port}`;
 
   // Readiness: poll /healthz, bounded; stop at once if the binary died.
   let died = false;
@@ -53,8 +86,8 @@ export async function startServer(extraArgs = [], { port } = {}) {
   for (;;) {
     if (died) throw new Error(`pushlab exited before answering /healthz (${BIN}):\n${stderr}`);
     try {
-      const response = await fetch(`${base}/healthz`);
-      if (response.ok) break;
+      const response = await request(`${base}/healthz`);
+      if (response.status === 200) break;
     } catch {
       // not listening yet
     }
@@ -68,15 +101,20 @@ export async function startServer(extraArgs = [], { port } = {}) {
   return {
     base,
     port,
+    fingerprint: stdout.match(/SHA-256 ([0-9A-F:]+)/)?.[1],
     /** POST /api/messages from outside the browser, as curl would. Returns the stored message. */
     async post(author, text) {
-      const response = await fetch(`${base}/api/messages`, {
+      const response = await request(`${base}/api/messages`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ author, text }),
       });
-      if (response.status !== 201) throw new Error(`POST /api/messages: ${response.status} ${await response.text()}`);
+      if (response.status !== 201) throw new Error(`POST /api/messages: ${response.status} ${response.body}`);
       return response.json();
+    },
+    /** GET a JSON path from outside the browser. */
+    async get(path) {
+      return (await request(`${base}${path}`)).json();
     },
     async stop() {
       if (!died) {
@@ -88,7 +126,8 @@ export async function startServer(extraArgs = [], { port } = {}) {
   };
 }
 
-export function launchBrowser() {
+/** Chromium, headless; QUIC (so WebTransport) off unless `quic` is true. */
+export function launchBrowser({ quic = false } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -96,10 +135,13 @@ export function launchBrowser() {
       '--no-sandbox',
       '--disable-gpu',
       '--disable-background-networking',
-      '--disable-quic',
+      ...(quic ? [] : ['--disable-quic']),
       '--no-first-run',
       '--disable-component-update',
       '--disable-sync',
+      // A --tls server's certificate is self-signed, made at its start: a person
+      // clicks through the warning once (README); the tests tell Chromium not to ask.
+      '--ignore-certificate-errors',
     ],
   });
 }
@@ -113,16 +155,19 @@ export function launchBrowser() {
  * page opened in a fresh context (English unless `contextOptions` say otherwise).
  * Returns { server, browser, page }; pass it to closeApp() when done.
  */
-export async function openApp({ args = [], contextOptions = {} } = {}) {
-  const { server, browser } = await startApp(args);
+export async function openApp({ args = [], contextOptions = {}, quic = false } = {}) {
+  const { server, browser } = await startApp(args, { quic });
   const context = await browser.newContext({ locale: 'en-US', ...contextOptions });
   const page = await openPage(context, server.base);
   return { server, browser, page };
 }
 
-/** A server started with `args` and Chromium, for tests that open their own contexts. */
-export async function startApp(args = []) {
-  return { server: await startServer(args), browser: await launchBrowser() };
+/**
+ * A server started with `args` and Chromium (QUIC on if `quic`), for tests that open
+ * their own contexts.
+ */
+export async function startApp(args = [], { quic = false } = {}) {
+  return { server: await startServer(args), browser: await launchBrowser({ quic }) };
 }
 
 /** Closes what openApp() (or a test's own set-up) opened; safe on partial set-ups. */

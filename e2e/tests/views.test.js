@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { KINDS, closeApp, openApp, openPage, pane, waitAllConnected } from '../lib/harness.js';
+import { ALL_KINDS, KINDS, closeApp, openApp, openPage, pane, waitAllConnected } from '../lib/harness.js';
 
 describe('views', () => {
   let server;
@@ -61,7 +61,7 @@ describe('views', () => {
     assert.equal(await page.getAttribute('#tab-compare', 'aria-selected'), 'true');
     assert.equal(await page.isVisible('#view-compare'), true);
     assert.equal(await page.isVisible('#view-panes'), false);
-    assert.equal(await page.locator('#compare-table tbody tr').count(), 4);
+    assert.equal(await page.locator('#compare-table tbody tr').count(), ALL_KINDS.length, 'a row per technique');
     assert.match(await page.textContent('#compare-table'), /Last-Event-ID/);
     await server.post('frank', 'for the figures');
     // Server columns: open, requests, delivered, bytes sent. One WebSocket is open.

@@ -60,6 +60,7 @@ fn colour(transport: Transport) -> RGBColor {
         Transport::LongPoll => RGBColor(0x75, 0x70, 0xb3),
         Transport::Sse => RGBColor(0x1b, 0x9e, 0x77),
         Transport::Websocket => RGBColor(0xe7, 0x29, 0x8a),
+        Transport::Webtransport => RGBColor(0x66, 0xa6, 0x1e),
     }
 }
 

@@ -185,6 +185,14 @@ impl Row {
         })
     }
 
+    /// HTTP requests per TCP connection over the whole row: how many requests each
+    /// connection carried, one after another (HTTP/1.1 keep-alive) or at once (HTTP/2).
+    pub fn requests_per_connection(&self) -> f64 {
+        let requests = self.setup.requests + self.window.requests;
+        let connections = self.setup.connections + self.window.connections;
+        requests as f64 / connections.max(1) as f64
+    }
+
     /// A figure per connected client per minute of the window.
     pub fn per_client_minute(&self, total: f64) -> f64 {
         total / self.connected.max(1) as f64 / (self.window_secs / 60.0).max(f64::EPSILON)
@@ -223,7 +231,7 @@ impl Bench {
         };
         let server = self.target.start().await?;
         let run = Arc::new(Run {
-            server: server.addr,
+            server: server.endpoint.clone(),
             transport: spec.transport,
             tag: format!("bench-{}", self.rows.fetch_add(1, Relaxed)),
             since: server.last_id().await?,

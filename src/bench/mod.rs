@@ -35,6 +35,7 @@ use self::report::{Machine, Results};
 use self::server::Target;
 use self::workload::{CapacitySearch, ThroughputSearch};
 use crate::protocol::Transport;
+use crate::stats::HttpVersion;
 
 /// `pushlab bench [options]`. The defaults are a full run sized for a 2-core machine
 /// (about 15 minutes with a release build); `--smoke` is a few seconds.
@@ -50,13 +51,21 @@ pub struct BenchArgs {
     #[arg(long, requires = "url")]
     pub server_pid: Option<u32>,
 
+    /// Speak HTTP/2 over TLS (ALPN h2) to servers started with --tls, trusting the
+    /// certificate each prints, instead of plain HTTP/1.1: every request is then a
+    /// stream, its headers compressed by HPACK, and the WebSocket an extended CONNECT.
+    /// Bytes are counted above TLS, so rows compare with HTTP/1.1 ones protocol to
+    /// protocol. Not with --url.
+    #[arg(long, conflicts_with = "url")]
+    pub http2: bool,
+
     /// Transports to measure, comma-separated.
     #[arg(
         long,
         value_delimiter = ',',
         value_enum,
         ignore_case = true,
-        default_value = "short-poll,long-poll,sse,websocket"
+        default_value = "short-poll,long-poll,sse,websocket,webtransport"
     )]
     pub transports: Vec<Transport>,
 
@@ -198,9 +207,14 @@ impl BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let args = if args.smoke { args.smoke() } else { args };
     let limit = open_files::raise();
+    let http = if args.http2 {
+        HttpVersion::Http2
+    } else {
+        HttpVersion::Http1
+    };
     let target = match &args.url {
         Some(url) => Target::running(url, args.server_pid)?,
-        None => Target::spawn_self()?,
+        None => Target::spawn_self(http)?,
     };
     let stop = CancellationToken::new();
     tokio::spawn({
@@ -217,6 +231,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         machine: Machine::here(limit),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         server: target.describe(),
+        http,
         poll_interval_ms: args.poll_interval_ms,
         fanout: Vec::new(),
         idle: Vec::new(),

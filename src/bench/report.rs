@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::measure::Row;
 use super::open_files::FileLimit;
 use super::workload::{Capacity, Throughput};
+use crate::stats::HttpVersion;
 
 /// Everything one run measured, and where.
 #[derive(Debug, Serialize)]
@@ -20,6 +21,8 @@ pub struct Results {
     pub command: String,
     /// How the server was run.
     pub server: String,
+    /// What the clients spoke: `http/1.1`, or `h2` over TLS (`--http2`).
+    pub http: HttpVersion,
     pub poll_interval_ms: u64,
     pub fanout: Vec<Row>,
     pub idle: Vec<Row>,
@@ -89,6 +92,14 @@ impl Results {
         );
         let _ = writeln!(out, "- command: `{}`", self.command);
         let _ = writeln!(out, "- server: {}", self.server);
+        let _ = writeln!(
+            out,
+            "- clients speak: {}",
+            match self.http {
+                HttpVersion::Http1 => "HTTP/1.1",
+                HttpVersion::Http2 => "HTTP/2 over TLS (bytes counted above TLS)",
+            }
+        );
         let _ = writeln!(out, "- short-poll interval: {} ms", self.poll_interval_ms);
         if self.interrupted {
             let _ = writeln!(out, "- **interrupted**: partial results");
@@ -189,6 +200,7 @@ fn fanout_table(out: &mut String, rows: &[Row]) {
         "requests / msg",
         "bytes / msg",
         "TCP conns",
+        "requests / conn",
         "setup bytes / client",
         "server CPU ms / 1000 msgs",
         "bench CPU ms / 1000 msgs",
@@ -226,6 +238,7 @@ fn fanout_table(out: &mut String, rows: &[Row]) {
                 fixed(requests, 2),
                 fixed(bytes_per, 0),
                 (r.setup.connections + r.window.connections).to_string(),
+                fixed(r.requests_per_connection(), 1),
                 fixed(r.setup.bytes as f64 / r.connected.max(1) as f64, 0),
                 per_1000(r.server.as_ref().map(|s| s.cpu_window_ms)),
                 per_1000(r.bench_cpu_ms),

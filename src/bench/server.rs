@@ -28,22 +28,31 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::client::http::HttpConnection;
+use super::client::http::{Endpoint, HttpConnection};
 use super::wire::Wire;
 use crate::protocol::Transport;
+use crate::stats::HttpVersion;
 
 /// Where the servers under test come from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Target {
-    /// A fresh child process per measurement, running this binary.
-    Spawn { program: PathBuf, args: Vec<String> },
+    /// A fresh child process per measurement, running this binary; with HTTP/2, with
+    /// `--tls`.
+    Spawn {
+        program: PathBuf,
+        args: Vec<String>,
+        http: HttpVersion,
+    },
     /// A server that is already running, and optionally its process id.
-    Running { addr: SocketAddr, pid: Option<u32> },
+    Running {
+        endpoint: Endpoint,
+        pid: Option<u32>,
+    },
 }
 
 /// A server to measure, for the length of one measurement.
 pub struct Server {
-    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
     pub process: Option<Process>,
     /// Killed when the server is dropped.
     _child: Option<Child>,
@@ -65,8 +74,9 @@ pub struct ProcessSample {
 
 /// The arguments a spawned server runs with: loopback, a free port, quiet, and the
 /// protections against abuse off (all the bench's clients share a handful of IPs and
-/// publish far faster than a person): no publish rate limit, no connection caps.
-pub const SPAWN_ARGS: [&str; 10] = [
+/// publish far faster than a person): no publish rate limit, no connection caps; and
+/// WebTransport on, for its subscribers.
+pub const SPAWN_ARGS: [&str; 11] = [
     "--addr",
     "127.0.0.1:0",
     "--log",
@@ -77,14 +87,21 @@ pub const SPAWN_ARGS: [&str; 10] = [
     "0",
     "--max-connections-per-ip",
     "0",
+    "--webtransport",
 ];
 
 impl Target {
-    /// A target that spawns this very binary as the server.
-    pub fn spawn_self() -> anyhow::Result<Self> {
+    /// A target that spawns this very binary as the server, for clients speaking
+    /// `http` (HTTP/2: the server gets `--tls`).
+    pub fn spawn_self(http: HttpVersion) -> anyhow::Result<Self> {
+        let mut args: Vec<String> = SPAWN_ARGS.iter().map(|a| a.to_string()).collect();
+        if http == HttpVersion::Http2 {
+            args.push("--tls".into());
+        }
         Ok(Self::Spawn {
             program: std::env::current_exe().context("cannot find the pushlab binary")?,
-            args: SPAWN_ARGS.iter().map(|a| a.to_string()).collect(),
+            args,
+            http,
         })
     }
 
@@ -101,20 +118,26 @@ impl Target {
         if !addr.ip().is_loopback() {
             bail!("the bench sends only to this machine: --url must be a loopback address");
         }
-        Ok(Self::Running { addr, pid })
+        Ok(Self::Running {
+            endpoint: Endpoint::http1(addr),
+            pid,
+        })
     }
 
     /// Says how the server is run, for the report.
     pub fn describe(&self) -> String {
         match self {
-            Self::Spawn { program, args } => format!(
+            Self::Spawn { program, args, .. } => format!(
                 "fresh child process per measurement: {} {}",
                 program.display(),
                 args.join(" ")
             ),
-            Self::Running { addr, pid } => match pid {
-                Some(pid) => format!("running server at http://{addr} (pid {pid})"),
-                None => format!("running server at http://{addr} (CPU and memory not read)"),
+            Self::Running { endpoint, pid } => match pid {
+                Some(pid) => format!("running server at {} (pid {pid})", endpoint.url("")),
+                None => format!(
+                    "running server at {} (CPU and memory not read)",
+                    endpoint.url("")
+                ),
             },
         }
     }
@@ -122,12 +145,16 @@ impl Target {
     /// A server ready to measure: a new process, or the running one.
     pub async fn start(&self) -> anyhow::Result<Server> {
         match self {
-            Self::Running { addr, pid } => Ok(Server {
-                addr: *addr,
+            Self::Running { endpoint, pid } => Ok(Server {
+                endpoint: endpoint.clone(),
                 process: pid.map(|pid| Process { pid }),
                 _child: None,
             }),
-            Self::Spawn { program, args } => {
+            Self::Spawn {
+                program,
+                args,
+                http,
+            } => {
                 let mut child = Command::new(program)
                     .args(args)
                     .stdin(Stdio::null())
@@ -146,10 +173,22 @@ impl Target {
                     .context("the server exited before listening")?;
                 let addr = listening_address(&first)
                     .with_context(|| format!("unexpected first line from the server: {first}"))?;
+                let endpoint = match http {
+                    HttpVersion::Http1 => Endpoint::http1(addr),
+                    HttpVersion::Http2 => {
+                        // `TLS certificate (self-signed) SHA-256 AB:CD:…`
+                        let line = lines.next_line().await?.unwrap_or_default();
+                        let fingerprint = line
+                            .rsplit_once("SHA-256 ")
+                            .with_context(|| format!("no certificate fingerprint: {line}"))?
+                            .1;
+                        Endpoint::http2(addr, fingerprint)
+                    }
+                };
                 // Keep reading what it prints, so that it never blocks on a full pipe.
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 Ok(Server {
-                    addr,
+                    endpoint,
                     process: child.id().map(|pid| Process { pid }),
                     _child: Some(child),
                 })
@@ -158,15 +197,15 @@ impl Target {
     }
 }
 
-/// The address in the line `pushlab listening on http://127.0.0.1:41234`.
+/// The address in the line `pushlab listening on http://127.0.0.1:41234` (or https).
 fn listening_address(line: &str) -> Option<SocketAddr> {
-    line.split_once("http://")?.1.trim().parse().ok()
+    line.split_once("://")?.1.trim().parse().ok()
 }
 
 impl Server {
     /// `GET /api/stats`, on a connection of its own (not counted as client traffic).
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
-        let mut http = HttpConnection::open(self.addr, 0, &Arc::new(Wire::default())).await?;
+        let mut http = HttpConnection::open(&self.endpoint, 0, &Arc::new(Wire::default())).await?;
         Ok(serde_json::from_slice(&http.get("/api/stats").await?)?)
     }
 
@@ -254,6 +293,10 @@ mod tests {
     fn the_listening_line_gives_the_address() {
         assert_eq!(
             listening_address("pushlab listening on http://127.0.0.1:41234"),
+            Some("127.0.0.1:41234".parse().unwrap())
+        );
+        assert_eq!(
+            listening_address("pushlab listening on https://127.0.0.1:41234"),
             Some("127.0.0.1:41234".parse().unwrap())
         );
         assert_eq!(listening_address("something else"), None);

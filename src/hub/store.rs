@@ -74,6 +74,7 @@ pub fn via_name(via: Via) -> &'static str {
     match via {
         Via::Http => "http",
         Via::Websocket => "websocket",
+        Via::Webtransport => "webtransport",
     }
 }
 
@@ -82,6 +83,7 @@ pub fn via_named(name: &str) -> Option<Via> {
     match name {
         "http" => Some(Via::Http),
         "websocket" => Some(Via::Websocket),
+        "webtransport" => Some(Via::Webtransport),
         _ => None,
     }
 }
@@ -92,7 +94,7 @@ mod tests {
 
     #[test]
     fn via_round_trips_through_its_name() {
-        for via in [Via::Http, Via::Websocket] {
+        for via in [Via::Http, Via::Websocket, Via::Webtransport] {
             assert_eq!(via_named(via_name(via)), Some(via));
         }
     }

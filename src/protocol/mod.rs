@@ -6,6 +6,7 @@
 //! | polls      | a [`PollAnswer`] per request                             | `since`, `limit`, `timeout` |
 //! | SSE        | events named [`SSE_MESSAGE`] and [`SSE_RESET`]           | `since` or `Last-Event-ID`  |
 //! | WebSocket  | a [`ServerFrame`] per text frame                         | [`ClientFrame`]s            |
+//! | WebTransport | [`ServerFrame`]s, one JSON line each, on one stream    | a [`ClientFrame`] per bidirectional stream |
 //!
 //! The types are generic over how a message is carried: the server fills them with the
 //! JSON the hub serialized once (`&RawValue`), a client with whatever it parses a
@@ -70,7 +71,19 @@ pub enum ServerFrame<M> {
     /// `{"type":"error","error":"…"}`: a frame from the client was refused; the socket
     /// stays open.
     Error { error: String },
+    /// `{"type":"close","code":N,"reason":"…"}`: the last frame of a WebTransport
+    /// session, saying why the server ends it. (A browser cannot read the reason a
+    /// QUIC connection was closed with, so it is said in-band first.) The codes are
+    /// [`WT_CLOSE_SHUTDOWN`], or the HTTP status of a refused session (`400` for a bad
+    /// cursor, `503` when the server is full).
+    Close { code: u32, reason: String },
 }
+
+/// The WebTransport close code for a server shutting down (WebSocket's "going away").
+pub const WT_CLOSE_SHUTDOWN: u32 = 1001;
+/// The WebTransport close code for a client too slow to read (WebSocket's "try again
+/// later"): it may reconnect from its cursor.
+pub const WT_CLOSE_TOO_SLOW: u32 = 1013;
 
 impl<M: Serialize> ServerFrame<M> {
     /// The frame's text.

@@ -1,4 +1,4 @@
-//! The four transports by name: the one list the API, the command line, `/metrics`,
+//! The five transports by name: the one list the API, the command line, `/metrics`,
 //! `/api/stats`, the bench and its charts derive from. (On the page, the same list is
 //! `web/transports/index.js`.)
 //!
@@ -21,20 +21,29 @@ pub enum Transport {
     Sse,
     #[value(alias = "ws")]
     Websocket,
+    #[value(alias = "wt")]
+    Webtransport,
 }
 
 impl Transport {
     /// Every transport, in declaration order (so `ALL[t as usize] == t`).
-    pub const ALL: [Self; 4] = [Self::ShortPoll, Self::LongPoll, Self::Sse, Self::Websocket];
+    pub const ALL: [Self; 5] = [
+        Self::ShortPoll,
+        Self::LongPoll,
+        Self::Sse,
+        Self::Websocket,
+        Self::Webtransport,
+    ];
 
     /// The name in the API (`/api/stats`, `/api/presence`), in metric labels and on the
-    /// page: `short_poll`, `long_poll`, `sse`, `websocket`.
+    /// page: `short_poll`, `long_poll`, `sse`, `websocket`, `webtransport`.
     pub const fn name(self) -> &'static str {
         match self {
             Self::ShortPoll => "short_poll",
             Self::LongPoll => "long_poll",
             Self::Sse => "sse",
             Self::Websocket => "websocket",
+            Self::Webtransport => "webtransport",
         }
     }
 
@@ -46,6 +55,7 @@ impl Transport {
             Self::LongPoll => "messages/long-poll",
             Self::Sse => "events",
             Self::Websocket => "ws",
+            Self::Webtransport => "webtransport",
         }
     }
 
@@ -56,6 +66,7 @@ impl Transport {
             Self::LongPoll => "long poll",
             Self::Sse => "SSE",
             Self::Websocket => "WebSocket",
+            Self::Webtransport => "WebTransport",
         }
     }
 
@@ -64,7 +75,7 @@ impl Transport {
     pub const fn is_push(self) -> bool {
         match self {
             Self::ShortPoll | Self::LongPoll => false,
-            Self::Sse | Self::Websocket => true,
+            Self::Sse | Self::Websocket | Self::Webtransport => true,
         }
     }
 
@@ -73,7 +84,7 @@ impl Transport {
     pub const fn holds_connection(self) -> bool {
         match self {
             Self::ShortPoll => false,
-            Self::LongPoll | Self::Sse | Self::Websocket => true,
+            Self::LongPoll | Self::Sse | Self::Websocket | Self::Webtransport => true,
         }
     }
 }
@@ -102,6 +113,7 @@ mod tests {
         assert_eq!(parse("long_poll"), Ok(Transport::LongPoll));
         assert_eq!(parse("SSE"), Ok(Transport::Sse));
         assert_eq!(parse("ws"), Ok(Transport::Websocket));
+        assert_eq!(parse("wt"), Ok(Transport::Webtransport));
         assert!(parse("carrier-pigeon").is_err());
     }
 

@@ -18,8 +18,10 @@
 //!
 //! A connection is *serving* from the moment its request reaches the app until the
 //! response body is done ([`ServingBody`]); SSE streams and held long polls are
-//! serving, so they are never closed here (the connection caps count them). An
-//! upgraded WebSocket leaves this bookkeeping with its HTTP connection.
+//! serving, so they are never closed here (the connection caps count them). On HTTP/2
+//! a connection serves many requests at once and is idle only when none is left. An
+//! upgraded WebSocket keeps its connection serving for as long as it lives: on HTTP/2 it is a stream of a connection that must not be closed
+//! under it (it holds [`Carrier::hold`](super::Carrier::hold)).
 //!
 //! The bookkeeping happens on every request, so it is kept to a lock and a map entry
 //! each way: nothing wakes the connection's task when it starts or stops serving, and
@@ -82,11 +84,9 @@ pub struct Connection {
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     /// Waiting, since `since`, for the first request or the next one.
-    Idle {
-        since: Instant,
-        first: bool,
-    },
-    Serving,
+    Idle { since: Instant, first: bool },
+    /// Serving this many requests (more than one only on HTTP/2) and sockets.
+    Serving(usize),
 }
 
 impl IdleConnections {
@@ -116,7 +116,7 @@ impl IdleConnections {
         let connection = Connection {
             idle: self.clone(),
             id,
-            phase: Mutex::new(Phase::Serving),
+            phase: Mutex::new(Phase::Serving(0)),
             closer: Closer {
                 close: CancellationToken::new(),
                 closed: CancellationToken::new(),
@@ -201,10 +201,14 @@ impl Connection {
     pub fn serving(self: &Arc<Self>) -> Serving {
         let mut queue = self.idle.lock();
         let mut phase = self.phase();
-        if let Phase::Idle { since, .. } = *phase {
-            queue.idle.remove(&(since, self.id));
-        }
-        *phase = Phase::Serving;
+        let serving = match *phase {
+            Phase::Idle { since, .. } => {
+                queue.idle.remove(&(since, self.id));
+                1
+            }
+            Phase::Serving(n) => n + 1,
+        };
+        *phase = Phase::Serving(serving);
         Serving(self.clone())
     }
 
@@ -222,7 +226,7 @@ impl Connection {
                     (since + self.idle.first_request, Some(since))
                 }
                 Phase::Idle { since, .. } => (since + self.idle.keep_alive, Some(since)),
-                Phase::Serving => (Instant::now() + self.idle.keep_alive, None),
+                Phase::Serving(_) => (Instant::now() + self.idle.keep_alive, None),
             };
             tokio::select! {
                 () = &mut close => return,
@@ -252,14 +256,22 @@ impl Drop for Connection {
     }
 }
 
-/// A connection serving a request; idle again when dropped.
+/// A connection serving a request; idle again when the last is dropped.
 pub struct Serving(Arc<Connection>);
 
 impl Drop for Serving {
     fn drop(&mut self) {
         let connection = &self.0;
         let mut queue = connection.idle.lock();
-        connection.idle.wait(&mut queue, connection, false);
+        let phase = *connection.phase();
+        match phase {
+            Phase::Serving(n) if n > 1 => {
+                *connection.phase() = Phase::Serving(n - 1);
+            }
+            _ => {
+                connection.idle.wait(&mut queue, connection, false);
+            }
+        }
     }
 }
 

@@ -1,12 +1,17 @@
 //! One connection's recording: which exchange it is in (between requests, an
 //! untapped request, a tapped one), the request bytes it holds until the request is
 //! routed, and the two decoders that turn its bytes into rows for its tap.
+//!
+//! An HTTP/2 connection (HTTPS, known from the TLS handshake) carries many requests
+//! at once, so it is recorded as a whole from the first request that names a tap. Its
+//! earlier bytes are not kept, but their frame boundaries are followed (a few integer
+//! operations per frame), so that the recording starts on a frame.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::decode::{Decoder, Switch};
+use super::decode::{Decoder, H2_PREFACE_LEN, Switch};
 use super::lock;
 use super::row::{Row, Side};
 use super::taps::{MAX_PENDING, Tap, Taps};
@@ -17,6 +22,8 @@ pub struct ConnectionTap {
     id: u64,
     /// Its current or last exchange was tapped: writes are recorded.
     live: AtomicBool,
+    /// It speaks HTTP/2 (see [`ConnectionTap::speaks_http2`]).
+    http2: AtomicBool,
     state: Mutex<Recording>,
 }
 
@@ -32,7 +39,39 @@ struct Recording {
     /// HTTP/2: requests are streams of one connection, so it is recorded as a whole,
     /// for the first tap one of its requests names.
     multiplexed: bool,
+    /// HTTP/2, not recorded yet: where each direction's frames are (client, server).
+    frames: [FramePosition; 2],
     closed: bool,
+}
+
+/// Where the next HTTP/2 frame of one direction starts.
+#[derive(Default)]
+struct FramePosition {
+    /// Bytes left of the frame in progress (or of the client's preface).
+    skip: usize,
+    /// The part of the next frame header seen so far.
+    head: Vec<u8>,
+}
+
+impl FramePosition {
+    fn follow(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (9 - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.head.len() == 9 {
+                let length = u32::from_be_bytes([0, self.head[0], self.head[1], self.head[2]]);
+                self.skip = length as usize;
+                self.head.clear();
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -52,6 +91,7 @@ impl ConnectionTap {
             taps,
             id,
             live: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
             state: Mutex::new(Recording::default()),
         }
     }
@@ -61,8 +101,21 @@ impl ConnectionTap {
         self.live.load(Relaxed)
     }
 
+    /// The connection speaks HTTP/2 (the TLS handshake chose it), from before its
+    /// first byte: the client's preface comes first.
+    pub fn speaks_http2(&self) {
+        let mut state = lock(&self.state);
+        state.multiplexed = true;
+        state.frames[0].skip = H2_PREFACE_LEN;
+        self.http2.store(true, Relaxed);
+    }
+
     /// Bytes read (`Side::Client`) or written (`Side::Server`).
     pub fn saw(&self, from: Side, bytes: &[u8]) {
+        if self.http2.load(Relaxed) && !self.live.load(Relaxed) {
+            lock(&self.state).frames[from as usize].follow(bytes);
+            return;
+        }
         // The common case costs one or two loads: nobody tapping this connection.
         if !self.live.load(Relaxed) && (from == Side::Server || !self.taps.any_open()) {
             return;
@@ -106,6 +159,20 @@ impl ConnectionTap {
     pub(super) fn begin(&self, tap: Option<(Arc<Tap>, &'static str)>) {
         let mut state = lock(&self.state);
         if state.multiplexed {
+            // Recorded as a whole, from the first request that names a tap.
+            if let Some((tap, route)) = tap
+                && self.http2.load(Relaxed)
+                && !self.live.load(Relaxed)
+            {
+                let [client, server] = std::mem::take(&mut state.frames);
+                state.decoders = Some((
+                    Decoder::http2_from(Side::Client, client.skip, &client.head),
+                    Decoder::http2_from(Side::Server, server.skip, &server.head),
+                ));
+                state.exchange = Exchange::Tapped;
+                state.tap = Some((tap, route, Instant::now()));
+                self.live.store(true, Relaxed);
+            }
             return;
         }
         let pending = std::mem::take(&mut state.pending);

@@ -15,8 +15,9 @@ use super::row::{Collected, Row, Side, body_row, chunk_row, frame_row, h2_row, r
 
 /// Longest HTTP head read as one; a longer one is shown as raw bytes.
 const MAX_HEAD: usize = 16 * 1024;
-/// What a client sends first on a cleartext HTTP/2 connection.
+/// What a client sends first on an HTTP/2 connection.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub const H2_PREFACE_LEN: usize = H2_PREFACE.len();
 
 /// What a decoder tells the other direction's decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +57,9 @@ enum Mode {
         left: u64,
         data: Collected,
     },
-    /// The end of the HTTP/2 preface, already shown.
-    PrefaceEnd {
+    /// Bytes not shown, then HTTP/2 frames: the end of the preface (already shown),
+    /// or the rest of the frame a recording began inside.
+    Skip {
         left: usize,
     },
     /// Something this decoder does not follow: shown as bytes.
@@ -86,6 +88,20 @@ impl Decoder {
             event_stream: false,
             head_request: false,
         }
+    }
+
+    /// A decoder for an HTTP/2 connection recorded from the middle: `skip` bytes of
+    /// the frame in progress are not shown, or, at a frame boundary, `head` holds the
+    /// part of the next frame header already seen.
+    pub fn http2_from(side: Side, skip: usize, head: &[u8]) -> Self {
+        let mut decoder = Self::new(side);
+        if skip > 0 {
+            decoder.mode = Mode::Skip { left: skip };
+        } else {
+            decoder.mode = Mode::H2Head;
+            decoder.buf = head.to_vec();
+        }
+        decoder
     }
 
     /// The other direction switched protocol.
@@ -159,7 +175,7 @@ impl Decoder {
                     }
                     n
                 }
-                Mode::PrefaceEnd { left } => {
+                Mode::Skip { left } => {
                     let n = bytes.len().min(*left);
                     *left -= n;
                     if *left == 0 {
@@ -269,7 +285,7 @@ impl Decoder {
             row.text = Some(String::from_utf8_lossy(H2_PREFACE).into_owned());
             rows.push(row);
             // The preface goes on with "SM\r\n\r\n" before the first frame.
-            self.mode = Mode::PrefaceEnd {
+            self.mode = Mode::Skip {
                 left: H2_PREFACE.len() - head.len(),
             };
             return Some(Switch::Http2);

@@ -10,15 +10,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
+use axum::http::Uri;
 use axum::http::request::Parts;
 
 use super::Attendance;
 use super::cursor::CursorParams;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Query, read_query};
 use crate::presence::Visitor;
 use crate::protocol::Transport;
 use crate::room::RoomName;
+use crate::server::Carrier;
 use crate::state::{AppState, ClientAddr};
 
 /// A request to a transport (or to publish), read but not yet admitted.
@@ -33,6 +35,9 @@ pub struct Arrival {
     pub visitor: Visitor,
     /// The client's address, for the per-IP limits.
     pub ip: IpAddr,
+    /// The TCP connection it came on, and the HTTP that connection speaks; none for a
+    /// WebTransport session, which comes over QUIC.
+    pub carrier: Option<Carrier>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Arrival {
@@ -47,6 +52,11 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
             .get::<ClientAddr>()
             .copied()
             .expect("the accept loop attaches every client's address");
+        let carrier = parts
+            .extensions
+            .get::<Carrier>()
+            .cloned()
+            .expect("the accept loop attaches every request's connection");
         let InRoom(room) = InRoom::from_request_parts(parts, app).await?;
         // Both from the query string, in one pass.
         let Query((params, visitor)) =
@@ -57,17 +67,45 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
             params,
             visitor,
             ip: client.ip(),
+            carrier: Some(carrier),
         })
     }
 }
 
 impl Arrival {
+    /// An arrival that did not come through the router (a WebTransport session, which
+    /// arrives over QUIC): its room already read from the path, its parameters from
+    /// the query string of `uri`.
+    pub fn from_uri(
+        app: Arc<AppState>,
+        room: RoomName,
+        uri: &Uri,
+        ip: IpAddr,
+    ) -> Result<Self, ApiError> {
+        let (params, visitor) = read_query::<(CursorParams, Visitor)>(uri.query());
+        Ok(Self {
+            app,
+            room,
+            params,
+            visitor,
+            ip,
+            carrier: None,
+        })
+    }
+
     /// Admits the client on `transport` into its room, or refuses it: bad
     /// `client`/`name` (400), or no space under the connection caps for a transport that
     /// holds its connection (503).
     pub fn attend(&self, transport: Transport) -> Result<Attendance, ApiError> {
         let room = Arc::new(self.app.hub.room(&self.room));
-        Attendance::begin(&self.app, room, transport, &self.visitor, self.ip)
+        Attendance::begin(
+            &self.app,
+            room,
+            transport,
+            &self.visitor,
+            self.ip,
+            self.carrier.as_ref(),
+        )
     }
 }
 

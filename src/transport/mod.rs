@@ -1,4 +1,4 @@
-//! The four ways pushlab pushes the same chat to a browser, one file each:
+//! The five ways pushlab pushes the same chat to a browser, one file each:
 //!
 //! | module         | on the wire                                   | who sends        |
 //! |----------------|-----------------------------------------------|------------------|
@@ -6,11 +6,12 @@
 //! | [`long_poll`]  | a request the server holds until news or 30 s | client asks      |
 //! | [`sse`]        | one long HTTP response, an event per message  | server pushes    |
 //! | [`websocket`]  | an upgraded connection, frames both ways      | both, any time   |
+//! | [`webtransport`] | a QUIC session: one stream down, a stream per send up | both, any time |
 //!
-//! All four read the same [`Hub`](crate::hub::Hub); what they share beyond it is in
+//! All five read the same [`Hub`](crate::hub::Hub); what they share beyond it is in
 //! [`arrival`] (what a request brings: who, from where, which cursor), [`cursor`]
 //! (parsing the parameters), [`Attendance`] (counting who is connected) and
-//! [`publish`] (the one way a message enters the hub, over HTTP or WebSocket).
+//! [`publish`] (the one way a message enters the hub, over HTTP, WebSocket or WebTransport).
 
 pub mod arrival;
 pub mod cursor;
@@ -18,6 +19,7 @@ pub mod long_poll;
 pub mod short_poll;
 pub mod sse;
 pub mod websocket;
+pub mod webtransport;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,9 +30,10 @@ use crate::error::ApiError;
 use crate::hub::{Entry, Room};
 use crate::message::{NewMessage, Via};
 use crate::presence::{Seat, Visitor};
-use crate::protocol::Transport;
+use crate::protocol::{ClientFrame, Transport};
+use crate::server::Carrier;
 use crate::state::AppState;
-use crate::stats::Counters;
+use crate::stats::{Counters, HttpVersion};
 
 /// The one way a message enters the hub, whichever way it came: checked against the
 /// message rules, then against the sender's publish rate, then stored. An error says
@@ -47,6 +50,23 @@ pub async fn publish(
     Ok(room.publish(draft).await?)
 }
 
+/// A `send` frame (over a WebSocket or a WebTransport stream) becomes a message in the
+/// room; anything else, or a message the store could not keep, is explained back.
+pub async fn publish_frame(
+    app: &AppState,
+    room: &Room,
+    ip: IpAddr,
+    text: &str,
+    via: Via,
+) -> Result<Arc<Entry>, String> {
+    let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
+        format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
+    })?;
+    publish(app, room, ip, new, via)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// A request or connection in progress: in its room, counted in `open`, held against
 /// the connection caps and listed as online until dropped, however it ends (answered,
 /// closed by the client, or cancelled).
@@ -54,6 +74,8 @@ pub struct Attendance {
     app: Arc<AppState>,
     room: Arc<Room>,
     transport: Transport,
+    /// The HTTP that carries it (its connection's, see [`Carrier`]); none over QUIC.
+    http: Option<HttpVersion>,
     seat: Option<Seat>,
     ip: IpAddr,
     /// Messages published before this are history the client asked for, not news:
@@ -63,28 +85,38 @@ pub struct Attendance {
 
 impl Attendance {
     /// Admits a client, or refuses it: bad `client`/`name` (400), or no room under the
-    /// connection caps for a transport that holds its connection (503).
+    /// connection caps for a transport that holds its connection (503). `carrier` is
+    /// the TCP connection the request came on (on HTTP/2, shared with others); none for
+    /// a WebTransport session, which is counted in its transport's totals only.
     pub fn begin(
         app: &Arc<AppState>,
         room: Arc<Room>,
         transport: Transport,
         visitor: &Visitor,
         ip: IpAddr,
+        carrier: Option<&Carrier>,
     ) -> Result<Self, ApiError> {
         let seat = visitor.seat(room.name(), transport)?;
         if transport.holds_connection() {
             app.caps.admit(ip)?;
         }
         if let Some(seat) = &seat {
-            app.presence.arrive(seat, visitor.name());
+            app.presence.arrive(seat, visitor.name(), carrier);
         }
         let counters = app.stats.of(transport);
-        Counters::add(&counters.requests, 1);
-        Counters::add(&counters.open, 1);
+        let http = carrier.map(|carrier| carrier.http);
+        let over = http.map(|http| counters.http.of(http));
+        for counter in [&counters.requests, &counters.open].into_iter().chain(
+            over.into_iter()
+                .flat_map(|over| [&over.requests, &over.open]),
+        ) {
+            Counters::add(counter, 1);
+        }
         Ok(Self {
             app: app.clone(),
             room,
             transport,
+            http,
             seat,
             ip,
             news_since: Utc::now(),
@@ -126,9 +158,11 @@ impl Attendance {
 
 impl Drop for Attendance {
     fn drop(&mut self) {
-        self.counters()
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let counters = self.counters();
+        let over = self.http.map(|http| &counters.http.of(http).open);
+        for open in std::iter::once(&counters.open).chain(over) {
+            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(seat) = &self.seat {
             self.app.presence.leave(seat);
         }

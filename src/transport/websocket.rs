@@ -29,6 +29,15 @@
 //! client can send on the same connection. It is not "raw TCP": it starts as HTTP/1.1,
 //! so the page's `Origin` is checked, and proxies must be told to pass the `Upgrade` on.
 //!
+//! Over HTTP/2 (`--tls`) there is no Upgrade: the socket is one *stream* of the page's
+//! connection, opened by an extended CONNECT (RFC 8441), and the same frames flow in
+//! that stream's DATA frames:
+//!
+//! ```text
+//! HEADERS  :method CONNECT  :protocol websocket  :path /api/ws?since=41
+//! HEADERS  :status 200                              then frames, as above
+//! ```
+//!
 //! A faster path hides behind one call, `Writer::next`: while a connection has caught
 //! up and has nothing of its own to write, its socket is lent to one task per room that
 //! writes each new message to every such socket in a single pass
@@ -43,7 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::close_code;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use bytes::Bytes;
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
@@ -59,9 +68,10 @@ use super::arrival::Arrival;
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Encoding, Entry, Room};
 use crate::message::{MAX_BODY_BYTES, Via};
-use crate::protocol::{ClientFrame, ServerFrame, Transport};
+use crate::protocol::{ServerFrame, Transport};
+use crate::server::Serving;
 use crate::state::AppState;
-use crate::stats::Counters;
+use crate::stats::{Counters, HttpVersion};
 
 /// Each socket's buffer for reading the client's frames. Clients send small frames,
 /// so 2 KiB keeps an idle connection cheap (a bigger frame grows it, up to the 16 KiB
@@ -84,36 +94,50 @@ impl Encoding for MessageFrame {
     }
 }
 
-/// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`): checks the
-/// handshake and the page's origin, then upgrades.
+/// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`), or `CONNECT` over
+/// HTTP/2: checks the handshake and the page's origin, then upgrades.
 pub async fn upgrade(
     headers: HeaderMap,
+    uri: Uri,
     arrival: Arrival,
     handshake: Result<Handshake, ApiError>,
 ) -> Result<Response, ApiError> {
     let handshake = handshake?;
-    if !headers
+    // HTTP/1.1's Upgrade carries a key; HTTP/2's extended CONNECT has none (RFC 8441).
+    let keyed = headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .is_some_and(|key| is_handshake_key(key.as_bytes()))
-    {
+        .is_some_and(|key| is_handshake_key(key.as_bytes()));
+    let Some(carrier) = arrival.carrier.clone() else {
+        unreachable!("a WebSocket request comes through the accept loop, on a connection");
+    };
+    if carrier.http == HttpVersion::Http1 && !keyed {
         return Err(ApiError::BadRequest(
             "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455)".into(),
         ));
     }
-    arrival.app.origins.check(&headers)?;
+    arrival.app.origins.check(&headers, &uri)?;
     let cursor = arrival.params.cursor()?;
     let attendance = arrival.attend(Transport::Websocket)?;
     let (app, ip) = (arrival.app, arrival.ip);
     // Taken before the upgrade completes, so that a shutdown in between still waits
     // for this socket's close frame.
-    let tracked = app.sockets.token();
+    let holds = Holds {
+        _close_awaited: app.sockets.token(),
+        _connection_in_use: carrier.hold(),
+    };
     Ok(handshake.accept(
         READ_BUFFER_BYTES,
         MAX_BODY_BYTES,
-        move |inbound, outbound| {
-            connection(inbound, outbound, app, attendance, cursor, ip, tracked)
-        },
+        move |inbound, outbound| connection(inbound, outbound, app, attendance, cursor, ip, holds),
     ))
+}
+
+/// What a socket keeps for as long as it lives: shutdown waits for its close frame,
+/// and its connection is in use (over HTTP/2 the socket is one stream of a connection
+/// that must not be closed as idle under it).
+struct Holds {
+    _close_awaited: TaskTrackerToken,
+    _connection_in_use: Serving,
 }
 
 /// One client's connection, from upgrade to close.
@@ -124,7 +148,7 @@ async fn connection(
     attendance: Attendance,
     cursor: Cursor,
     ip: IpAddr,
-    _tracked: TaskTrackerToken, // shutdown waits for the close frame while this lives
+    _holds: Holds,
 ) {
     let config = &app.config;
     let room = attendance.room().clone();
@@ -193,7 +217,9 @@ async fn read(
     frame: Result<Message, tungstenite::Error>,
 ) -> (Option<Bytes>, bool) {
     let outcome = match frame {
-        Ok(Message::Text(text)) => publish_frame(app, room, ip, &text).await,
+        Ok(Message::Text(text)) => super::publish_frame(app, room, ip, &text, Via::Websocket)
+            .await
+            .map(drop),
         Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
         // A ping is answered by the library; a close too, and the next read ends.
         Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => Ok(()),
@@ -204,16 +230,6 @@ async fn read(
         socket::text(reply.as_bytes())
     });
     (answer, false)
-}
-
-/// A `send` frame becomes a message in the socket's room; anything else, or a message the store
-/// could not keep, is explained back.
-async fn publish_frame(app: &AppState, room: &Room, ip: IpAddr, text: &str) -> Result<(), String> {
-    let ClientFrame::Send(new) = serde_json::from_str(text).map_err(|e| {
-        format!("invalid frame ({e}); expected {{\"type\":\"send\",\"author\":…,\"text\":…}}")
-    })?;
-    let stored = super::publish(app, room, ip, new, Via::Websocket).await;
-    stored.map(drop).map_err(|e| e.to_string())
 }
 
 /// A delivery as a text frame.

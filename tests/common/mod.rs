@@ -2,6 +2,9 @@
 //! transport speaking HTTP, SSE and WebSocket over real sockets.
 #![allow(dead_code)] // each test file uses a different part of this kit
 
+pub mod https;
+pub mod raw_h2;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -28,6 +31,8 @@ pub struct Server {
     pub base: String,
     pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
+    /// The certificate's SHA-256, for a server started with [`Server::start_tls`].
+    pub fingerprint: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     /// `None` for a server this process did not start ([`Server::at`]).
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -53,6 +58,32 @@ impl Server {
             base: format!("http://{addr}"),
             addr,
             http: reqwest::Client::new(),
+            fingerprint: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Starts with `--tls` (a self-signed certificate, made now) and extra flags; talk
+    /// to it with the clients of [`https`].
+    pub async fn start_tls(flags: &[&str]) -> Self {
+        let mut args = vec!["pushlab", "--addr", "127.0.0.1:0", "--tls"];
+        args.extend_from_slice(flags);
+        let config = Config::parse_from(args);
+        let tls = pushlab::tls::Tls::from_config(&config).unwrap().unwrap();
+        let fingerprint = tls.fingerprint().to_owned();
+        let state = std::sync::Arc::new(pushlab::AppState::open(config).await.unwrap());
+        let listener = TcpListener::bind(state.config.addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pushlab::run(listener, state, Some(tls), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("https://{addr}"),
+            addr,
+            http: reqwest::Client::new(),
+            fingerprint: Some(fingerprint),
             stop: Some(stop),
             task: Some(task),
         }
@@ -65,6 +96,7 @@ impl Server {
             base: format!("http://{addr}"),
             addr,
             http: reqwest::Client::new(),
+            fingerprint: None,
             stop: None,
             task: None,
         }
@@ -208,7 +240,8 @@ impl SseClient {
         Self::reading(headers, body.boxed())
     }
 
-    fn reading(
+    /// Reads events from a response's headers and body chunks.
+    pub fn reading(
         response_headers: reqwest::header::HeaderMap,
         body: futures::stream::BoxStream<'static, bytes::Bytes>,
     ) -> Self {
@@ -271,12 +304,13 @@ impl SseClient {
     }
 }
 
-pub type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type WsStream<S = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> =
+    tokio_tungstenite::WebSocketStream<S>;
 
-/// A WebSocket client that speaks pushlab's JSON frames.
-pub struct WsClient {
-    pub socket: WsStream,
+/// A WebSocket client that speaks pushlab's JSON frames, over a TCP connection of its
+/// own by default, or over any stream (an HTTP/2 stream: see [`https`]).
+pub struct WsClient<S = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    pub socket: WsStream<S>,
 }
 
 impl WsClient {
@@ -304,7 +338,9 @@ impl WsClient {
         .unwrap();
         Self { socket }
     }
+}
 
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> WsClient<S> {
     pub async fn send_json(&mut self, frame: Value) {
         self.send_text(&frame.to_string()).await;
     }
@@ -442,4 +478,127 @@ pub async fn tiny_buffer_socket(addr: std::net::SocketAddr) -> tokio::net::TcpSt
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(addr).await.unwrap()
+}
+
+/// A WebTransport session to a server started with `--webtransport`, opened as the
+/// page opens it: the certificate's hash from the server, then a session that trusts
+/// only that certificate.
+pub struct WtClient {
+    pub connection: wtransport::Connection,
+    lines: tokio::io::BufReader<wtransport::RecvStream>,
+}
+
+/// Why a WebTransport session could not be opened.
+pub type WtRefusal = wtransport::error::ConnectingError;
+
+/// A DNS resolver that answers every name with one address.
+#[derive(Debug)]
+struct Rebound(std::net::SocketAddr);
+
+impl wtransport::config::DnsResolver for Rebound {
+    fn resolve(&self, _host: &str) -> std::pin::Pin<Box<dyn wtransport::config::DnsLookupFuture>> {
+        let addr = self.0;
+        Box::pin(async move { Ok(Some(addr)) })
+    }
+}
+
+impl WtClient {
+    /// Opens a session at `path_and_query` (`/api/webtransport?since=0`).
+    pub async fn connect(server: &Server, path_and_query: &str) -> Self {
+        Self::try_connect(server, path_and_query, None)
+            .await
+            .unwrap_or_else(|e| panic!("no WebTransport session at {path_and_query}: {e}"))
+    }
+
+    /// Opens a session, sending `origin` as a page would; or says why not.
+    pub async fn try_connect(
+        server: &Server,
+        path_and_query: &str,
+        origin: Option<&str>,
+    ) -> Result<Self, WtRefusal> {
+        let authority = server.addr.to_string();
+        Self::try_connect_at(server, &authority, path_and_query, origin).await
+    }
+
+    /// Opens a session at `https://{authority}{path_and_query}` whatever host name
+    /// `authority` has: every name resolves to the server's address, as a name an
+    /// attacker points at 127.0.0.1 does (DNS rebinding).
+    pub async fn try_connect_at(
+        server: &Server,
+        authority: &str,
+        path_and_query: &str,
+        origin: Option<&str>,
+    ) -> Result<Self, WtRefusal> {
+        let (status, answer) = server.get_json("/api/webtransport/certificate-hash").await;
+        assert_eq!(status, 200, "{answer}");
+        let hex = answer["hash"]["value"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..64)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let hash = wtransport::tls::Sha256Digest::new(bytes.try_into().unwrap());
+        let config = wtransport::ClientConfig::builder()
+            .with_bind_address("127.0.0.1:0".parse().unwrap())
+            .with_server_certificate_hashes([hash])
+            .dns_resolver(Rebound(server.addr))
+            .build();
+        let endpoint = wtransport::Endpoint::client(config).unwrap();
+        let url = format!("https://{authority}{path_and_query}");
+        let mut request = wtransport::endpoint::ConnectOptions::builder(url);
+        if let Some(origin) = origin {
+            request = request.add_header("origin", origin);
+        }
+        let connection =
+            within("a WebTransport session", endpoint.connect(request.build())).await?;
+        let down = within("the server's stream", connection.accept_uni())
+            .await
+            .unwrap();
+        Ok(Self {
+            connection,
+            lines: tokio::io::BufReader::new(down),
+        })
+    }
+
+    /// The next line the server sends, as JSON; `None` once the stream ends.
+    pub async fn next_frame(&mut self) -> Option<Value> {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = String::new();
+        let read = within("a WebTransport line", self.lines.read_line(&mut line)).await;
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                assert!(line.ends_with('\n'), "a frame is a whole line: {line:?}");
+                Some(serde_json::from_str(&line).unwrap())
+            }
+        }
+    }
+
+    /// The next chat message (a `message` frame), failing on anything else.
+    pub async fn next_message(&mut self) -> Value {
+        let frame = self.next_frame().await.expect("the stream ended");
+        assert_eq!(frame["type"], "message", "{frame}");
+        frame["message"].clone()
+    }
+
+    /// Sends raw bytes on a new bidirectional stream and returns the server's reply.
+    pub async fn send_raw(&self, bytes: &[u8]) -> Value {
+        use tokio::io::AsyncReadExt;
+        let (mut up, mut reply) = within("a stream", async {
+            self.connection.open_bi().await.unwrap().await.unwrap()
+        })
+        .await;
+        up.write_all(bytes).await.unwrap();
+        up.finish().await.unwrap();
+        let mut answer = String::new();
+        within("the reply", reply.read_to_string(&mut answer))
+            .await
+            .unwrap();
+        serde_json::from_str(&answer).unwrap()
+    }
+
+    /// Publishes a message over the session and returns the server's reply.
+    pub async fn send(&self, author: &str, text: &str) -> Value {
+        let frame = json!({ "type": "send", "author": author, "text": text });
+        self.send_raw(frame.to_string().as_bytes()).await
+    }
 }

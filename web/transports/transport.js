@@ -1,4 +1,4 @@
-// What the four client transports share.
+// What the client transports share.
 //
 // Every transport keeps a *cursor*: the id of the last message it delivered.
 // It always asks the server for "everything after the cursor", so a dropped
@@ -7,7 +7,8 @@
 // past us) it says so with a *reset*; we forget the cursor and take what the
 // server sends next, which starts at the oldest message it still holds.
 //
-// The interface, the same for short-poll.js, long-poll.js, sse.js, websocket.js:
+// The interface, the same for short-poll.js, long-poll.js, sse.js, websocket.js,
+// webtransport.js:
 //
 //   connect()        start receiving (does nothing if already started)
 //   disconnect()     stop and stay stopped
@@ -21,7 +22,8 @@
 //                    connection that only the page knows: an abort, a failure, a
 //                    retry (type 'event', dir 'page')
 //   onCounters(fn)   fn(counters): the counters changed without any of the above
-//   onError(fn)      fn(text): the server refused a frame we sent (WebSocket only)
+//   onError(fn)      fn(text): the server refused a message we sent (WebSocket,
+//                    WebTransport)
 //   counters         { requests, empty, bytes, messages, duplicates, lost }
 //   cursor           id of the last delivered message, or null before the first
 //   room             the room it reads (each room has its own ids and cursors)
@@ -37,9 +39,12 @@ export class Transport {
   //   static kind      the server's name for it: short_poll, long_poll, sse, websocket
   //   static push      true when the server writes whenever it likes (no empty answers)
   //   static interval  true when it asks at an interval the user can set
+  //   static tapped    true when the server's wire tap (../wire-tap.js) sees its
+  //                    bytes, so the tap's rows replace the page's own summaries
   static kind = '';
   static push = false;
   static interval = false;
+  static tapped = true;
 
   /**
    * @param {object} options

@@ -9,7 +9,7 @@ use crate::bench::tally::Receipts;
 use crate::protocol::MAX_HOLD;
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
-    let mut http = connect_gated(run, HttpConnection::open(run.server, index, &run.wire)).await?;
+    let mut http = connect_gated(run, HttpConnection::open(&run.server, index, &run.wire)).await?;
     let (path, mut cursor) = run.path_of(index);
     loop {
         let url = format!("{path}?since={cursor}&timeout={}", MAX_HOLD.as_secs());

@@ -3,9 +3,11 @@
 //!
 //! Every client owns its TCP connection (a [`Counted`](super::wire::Counted) stream),
 //! so the bench knows exactly how many connections each technique opens and how many
-//! bytes cross them. Pollers speak HTTP/1.1 with keep-alive through hyper's
-//! connection-level client ([`http`]); the SSE subscriber reads a streamed hyper body;
-//! the WebSocket subscriber is tokio-tungstenite.
+//! bytes cross them. Pollers speak HTTP/1.1 with keep-alive (or HTTP/2, `--http2`)
+//! through hyper's connection-level client ([`http`]); the SSE subscriber reads a
+//! streamed hyper body; the WebSocket subscriber is tokio-tungstenite, over its own
+//! connection's Upgrade or, on HTTP/2, over an extended CONNECT stream; the
+//! WebTransport subscriber is `wtransport`'s client over its own UDP socket.
 //!
 //! A subscriber connects, says so ([`Run::connected`]), and then records every bench
 //! message it receives in its [`Receipts`] until the run's `stop` token fires, when it
@@ -18,9 +20,9 @@ pub mod publisher;
 pub mod short_poll;
 pub mod sse;
 pub mod websocket;
+pub mod webtransport;
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -29,6 +31,7 @@ use serde::Deserialize;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use self::http::Endpoint;
 use super::tally::{Receipts, parse_probe};
 use super::wire::Wire;
 use crate::protocol::{PollAnswer, Transport, path};
@@ -36,7 +39,7 @@ use crate::room::LOBBY;
 
 /// What one row of the bench shares between its publisher and its subscribers.
 pub struct Run {
-    pub server: SocketAddr,
+    pub server: Endpoint,
     pub transport: Transport,
     /// The author of this run's messages: anything else on the chat is ignored.
     pub tag: String,
@@ -186,6 +189,7 @@ pub async fn subscribe(run: Arc<Run>, index: usize) -> Outcome {
         Transport::LongPoll => long_poll::subscribe(&run, index, &mut receipts).await,
         Transport::Sse => sse::subscribe(&run, index, &mut receipts).await,
         Transport::Websocket => websocket::subscribe(&run, index, &mut receipts).await,
+        Transport::Webtransport => webtransport::subscribe(&run, index, &mut receipts).await,
     };
     Outcome {
         receipts,

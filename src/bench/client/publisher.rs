@@ -52,7 +52,7 @@ pub async fn publish(run: Arc<Run>, rate: f64, connections: usize) -> Published 
         lanes.spawn(async move {
             let mut published = Published::default();
             let result = async {
-                let mut http = HttpConnection::open(run.server, lane, &wire).await?;
+                let mut http = HttpConnection::open(&run.server, lane, &wire).await?;
                 for seq in (lane..run.messages).step_by(connections) {
                     tokio::select! {
                         () = run.stop.cancelled() => break,

@@ -13,7 +13,7 @@ use super::{Run, connect_gated};
 use crate::bench::tally::Receipts;
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
-    let mut http = connect_gated(run, HttpConnection::open(run.server, index, &run.wire)).await?;
+    let mut http = connect_gated(run, HttpConnection::open(&run.server, index, &run.wire)).await?;
     let spread = run
         .poll_interval
         .mul_f64(index as f64 / run.subscribers.max(1) as f64);

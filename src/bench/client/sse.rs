@@ -17,7 +17,7 @@ use crate::protocol::{SSE_MESSAGE, SSE_RESET};
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
-        let mut http = HttpConnection::open(run.server, index, &run.wire).await?;
+        let mut http = HttpConnection::open(&run.server, index, &run.wire).await?;
         let (path, since) = run.path_of(index);
         let url = format!("{path}?since={since}");
         let response = http.send(Method::GET, &url, None).await?;

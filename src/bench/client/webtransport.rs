@@ -1,0 +1,113 @@
+//! A WebTransport subscriber, as the page is one: it asks for the certificate's hash
+//! (`GET /api/webtransport/certificate-hash`, on a connection of its own that the
+//! wire does not count: a browser has the page's), opens a session at
+//! `https://HOST:PORT/api/webtransport?since=…` (or a room's) trusting only that hash, and reads one
+//! JSON line per message from the stream the server opens.
+//!
+//! The bytes counted are the QUIC connection's UDP payloads both ways (quinn's own
+//! count: QUIC headers, frames, AEAD tags, ACKs and handshake; not the 8-byte UDP and
+//! 20-byte IP headers, as the TCP clients do not count TCP's).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig, Connection, Endpoint};
+
+use super::http::{Endpoint as HttpEndpoint, HttpConnection};
+use super::{Run, Seen, connect_gated};
+use crate::bench::tally::Receipts;
+use crate::bench::wire::Wire;
+use crate::protocol::ServerFrame;
+
+pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
+    let open = async {
+        let (path, since) = run.path_of(index);
+        let url = format!("https://{}{path}?since={since}", run.server.addr);
+        let connection = connect(&run.server, index, &url).await?;
+        let down = connection.accept_uni().await?;
+        run.wire.connections.fetch_add(1, Relaxed);
+        // Counted before the subscriber counts as connected (see `Run::requests`).
+        run.count_request();
+        anyhow::Ok((connection, down))
+    };
+    let (connection, down) = connect_gated(run, open).await?;
+    let mut counted = UdpCount::default();
+    counted.add(&connection, &run.wire);
+    let mut lines = tokio::io::BufReader::new(down);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = tokio::select! {
+            () = run.stop.cancelled() => return Ok(()),
+            read = tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line) => read?,
+        };
+        counted.add(&connection, &run.wire);
+        if read == 0 {
+            bail!("the server ended the stream");
+        }
+        match serde_json::from_str(&line)? {
+            ServerFrame::<Seen>::Message { message } => run.receive(receipts, &message),
+            ServerFrame::Reset { .. } => receipts.resets += 1,
+            ServerFrame::Error { error } => bail!("the server refused a frame: {error}"),
+            ServerFrame::Close { code, reason } => bail!("the server closed: {code} {reason}"),
+        }
+    }
+}
+
+/// The certificate's hash, as the page gets it.
+pub async fn certificate_hash(server: &HttpEndpoint, index: usize) -> anyhow::Result<Sha256Digest> {
+    #[derive(Deserialize)]
+    struct Answer {
+        hash: Hash,
+    }
+    #[derive(Deserialize)]
+    struct Hash {
+        value: String,
+    }
+    let mut http = HttpConnection::open(server, index, &Arc::new(Wire::default())).await?;
+    let body = http.get("/api/webtransport/certificate-hash").await?;
+    let answer: Answer = serde_json::from_slice(&body)?;
+    let bytes: Vec<u8> = (0..answer.hash.value.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&answer.hash.value[i..i + 2], 16))
+        .collect::<Result<_, _>>()?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .ok()
+        .context("a SHA-256 hash is 32 bytes")?;
+    Ok(Sha256Digest::new(bytes))
+}
+
+/// Opens a session at `url` on `server`, trusting only the certificate the server
+/// names (as `serverCertificateHashes` does in a browser).
+pub async fn connect(server: &HttpEndpoint, index: usize, url: &str) -> anyhow::Result<Connection> {
+    let hash = certificate_hash(server, index).await?;
+    let config = ClientConfig::builder()
+        .with_bind_address(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        .with_server_certificate_hashes([hash])
+        .build();
+    let endpoint = Endpoint::client(config)?;
+    Ok(endpoint.connect(url).await?)
+}
+
+/// The UDP payload bytes of a connection already added to the wire.
+#[derive(Default)]
+struct UdpCount {
+    read: u64,
+    written: u64,
+}
+
+impl UdpCount {
+    /// Adds what crossed the connection since the last call.
+    fn add(&mut self, connection: &Connection, wire: &Wire) {
+        let stats = connection.quic_connection().stats();
+        wire.read.fetch_add(stats.udp_rx.bytes - self.read, Relaxed);
+        wire.written
+            .fetch_add(stats.udp_tx.bytes - self.written, Relaxed);
+        (self.read, self.written) = (stats.udp_rx.bytes, stats.udp_tx.bytes);
+    }
+}
