@@ -143,7 +143,9 @@ pub async fn run(
                 None => (Either::Left(io), HttpVersion::Http1),
                 Some(tls) => tokio::select! {
                     shaken = tls.handshake(io) => match shaken {
-                        Ok((io, http)) => (Either::Right(io), http),
+                        // Boxed: a TLS session is a kilobyte or two, and a plain
+                        // connection (most of them) should not carry its room.
+                        Ok((io, http)) => (Either::Right(Box::new(io)), http),
                         Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
                     },
                     () = connection.expired() => return,
@@ -180,11 +182,11 @@ pub async fn run(
                     // Inside the JSON rewriting, so the tap sees the bytes that leave.
                     let io = TokioIo::new(ParseErrorsAsJson::new(io));
                     let served = http1.serve_connection(io, service).with_upgrades();
-                    serve_connection(served, connection, shutdown).await
+                    serve_connection(Box::pin(served), connection, shutdown).await
                 }
                 HttpVersion::Http2 => {
                     let served = http2.serve_connection(TokioIo::new(io), service);
-                    serve_connection(served, connection, shutdown).await
+                    serve_connection(Box::pin(served), connection, shutdown).await
                 }
             };
             if let Err(error) = ended {
@@ -219,13 +221,15 @@ pub async fn run(
 
 /// Drives one HTTP connection until it ends, is closed as idle, or the server shuts
 /// down (then it finishes the requests in progress, if any, and closes: on HTTP/2
-/// after a GOAWAY).
+/// after a GOAWAY). The connection comes boxed: an `async fn` keeps its arguments for
+/// its whole life, so pinning one inside would keep it twice in every connection's
+/// task (and the HTTP/2 connection's state, a few kilobytes, would be in every
+/// HTTP/1.1 one's).
 async fn serve_connection<C: Graceful>(
-    served: C,
+    mut served: Pin<Box<C>>,
     connection: Arc<Connection>,
     shutdown: CancellationToken,
 ) -> Result<(), hyper::Error> {
-    tokio::pin!(served);
     tokio::select! {
         ended = served.as_mut() => ended,
         // Dropping the connection closes its socket; no request is in progress.
@@ -329,7 +333,7 @@ impl AcceptTrouble {
 
 /// The socket under TLS, if any.
 fn socket_of(
-    io: &mut Either<WriteDeadline, tokio_rustls::server::TlsStream<WriteDeadline>>,
+    io: &mut Either<WriteDeadline, Box<tokio_rustls::server::TlsStream<WriteDeadline>>>,
 ) -> &mut WriteDeadline {
     match io {
         Either::Left(socket) => socket,
