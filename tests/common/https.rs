@@ -178,6 +178,11 @@ impl Https1 {
             .header("host", "localhost")
             .body(Full::default())
             .unwrap();
+        // The connection takes the next request only once it has finished the last
+        // response: wait for that, as a browser does, instead of racing it.
+        within("the connection ready for a request", self.send.ready())
+            .await
+            .unwrap();
         let response = within("an HTTP/1.1 response", self.send.send_request(request))
             .await
             .unwrap();
