@@ -178,8 +178,9 @@ impl Https1 {
             .header("host", "localhost")
             .body(Full::default())
             .unwrap();
-        // The connection takes the next request only once the last is done with.
-        within("the connection ready", self.send.ready())
+        // The connection takes the next request only once it has finished the last
+        // response: wait for that, as a browser does, instead of racing it.
+        within("the connection ready for a request", self.send.ready())
             .await
             .unwrap();
         let response = within("an HTTP/1.1 response", self.send.send_request(request))
