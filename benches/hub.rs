@@ -1,11 +1,15 @@
 //! Micro-benchmarks of the hub alone, no HTTP: `cargo bench --bench hub`.
 //!
 //! - **publish**: one message published while 0, 1 000 or 10 000 subscribers wait in
-//!   [`Subscription::next`], as the SSE and WebSocket tasks do. Two figures per size:
-//!   `call` is the `publish` call alone (what the hub's lock is held for), and
-//!   `deliver` is the call plus every subscriber receiving the message. Divided by the
-//!   subscriber count, they say whether fan-out costs the same per subscriber at
-//!   10 000 as at 1 000 (it should: the message is one `Arc<Entry>`, never copied).
+//!   [`Subscription::next`], as the SSE tasks do. Three figures per size: `call` is
+//!   the `publish` call alone (it wakes every subscriber), `deliver` is the call plus
+//!   every subscriber receiving the message, and `reader_wait` is how long someone
+//!   reading the room's history during the publish (another thread calling [`Hub::bounds`]
+//!   5 µs after the publish starts, as a poller reads a page) waited for its read.
+//!   Divided by the subscriber count, `call` and `deliver` say whether fan-out costs
+//!   the same per subscriber at 10 000 as at 1 000 (it should: the message is one
+//!   `Arc<Entry>`, never copied); `reader_wait` should not grow with the subscribers
+//!   at all, because the wake-ups happen after the history's lock is released.
 //! - **rooms**: one message published to a room of 100 subscribers while 0, 100 or
 //!   1 000 other rooms of 10 subscribers each wait too. `deliver` should not change
 //!   with the other rooms: a publish touches only its room's view, and nobody else
@@ -19,7 +23,9 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -57,6 +63,8 @@ fn hub(runtime: &Runtime) -> Hub {
 /// and perhaps other rooms with their own waiting subscribers.
 struct Audience {
     runtime: Runtime,
+    /// Every room, to read the published room's history from another thread.
+    all: Hub,
     hub: Room,
     subscribers: u64,
     delivered: Arc<AtomicU64>,
@@ -106,6 +114,7 @@ impl Audience {
         });
         Self {
             runtime,
+            all,
             hub,
             subscribers,
             delivered,
@@ -135,6 +144,71 @@ impl Audience {
     }
 }
 
+/// Another thread that reads the history (as a poller reads a page) while a publish
+/// is in progress, and says how long that read waited.
+struct Reader {
+    /// 0: idle; 1: a publish starts, read; 2: read, `waited` is set.
+    state: Arc<AtomicU64>,
+    waited_nanos: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long after a publish starts the reader reads: long enough for the publish to
+/// hold the history's lock, far shorter than waking even 1 000 subscribers takes.
+const READ_AFTER: Duration = Duration::from_micros(5);
+
+impl Reader {
+    fn start(hub: &Hub, room: &Room) -> Self {
+        let state = Arc::new(AtomicU64::new(0));
+        let waited_nanos = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (hub, room) = (hub.clone(), room.name().clone());
+        let (go, waited, done) = (state.clone(), waited_nanos.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !done.load(Relaxed) {
+                if go.load(Acquire) != 1 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let armed = Instant::now();
+                while armed.elapsed() < READ_AFTER {
+                    std::hint::spin_loop();
+                }
+                let start = Instant::now();
+                black_box(hub.bounds(&room));
+                waited.store(start.elapsed().as_nanos() as u64, Relaxed);
+                go.store(2, Release);
+            }
+        });
+        Self {
+            state,
+            waited_nanos,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// How long the read waited during `publish`.
+    fn wait_during(&self, publish: impl FnOnce()) -> Duration {
+        self.state.store(1, Release);
+        publish();
+        while self.state.load(Acquire) != 2 {
+            std::hint::spin_loop();
+        }
+        self.state.store(0, Relaxed);
+        Duration::from_nanos(self.waited_nanos.load(Relaxed))
+    }
+}
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn publish(c: &mut Criterion) {
     let mut group = c.benchmark_group("publish");
     for subscribers in [0, 1_000, 10_000] {
@@ -145,6 +219,19 @@ fn publish(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("deliver", subscribers), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| audience.publish().1).sum())
+        });
+        let reader = Reader::start(&audience.all, &audience.hub);
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("reader_wait", subscribers), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        reader.wait_during(|| {
+                            audience.publish();
+                        })
+                    })
+                    .sum()
+            })
         });
     }
     group.finish();

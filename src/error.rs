@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,8 +33,6 @@ pub enum ApiError {
     /// as JSON.
     #[error("{}", json_problem(.0))]
     Json(#[from] JsonRejection),
-    #[error("{}", .0.body_text())]
-    Query(#[from] QueryRejection),
     /// A plain request to the WebSocket endpoint.
     #[error("{}; this endpoint speaks WebSocket: connect with a WebSocket client", .0.body_text())]
     NotWebSocket(#[from] WebSocketUpgradeRejection),
@@ -84,6 +82,13 @@ pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest client-sent text (a path, a method, a host) repeated in an error.
 const ECHOED_CHARS: usize = 64;
 
+/// What an extractor that cannot fail (the query string, read leniently) fails with.
+impl From<std::convert::Infallible> for ApiError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl ApiError {
     /// The statuses hyper answers by itself to a request it cannot parse. (Its 414,
     /// for a URI over 64 KiB, cannot happen: the whole head is limited to 32 KiB.)
@@ -94,7 +99,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::Query(_) | Self::BadRoom(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadRoom(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Json(rejection) if body_timed_out(rejection) => StatusCode::REQUEST_TIMEOUT,
             Self::Json(rejection) => rejection.status(),

@@ -29,11 +29,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use axum::extract::{Request, State};
+use std::task::{Context, Poll};
+
 use axum::http::uri::Authority;
-use axum::http::{Method, Version, header};
-use axum::middleware::Next;
+use axum::http::{Method, Request, Version, header};
 use axum::response::{IntoResponse, Response};
+use futures::future::{Either, Ready, ready};
+use tower::{Layer, Service};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -74,7 +76,7 @@ impl HostPolicy {
     }
 
     /// Lets `request` through if it names a host this server answers to.
-    pub fn check(&self, request: &Request) -> Result<(), ApiError> {
+    pub fn check<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
         // A plain CONNECT asks for a tunnel; HTTP/2's extended CONNECT (with a
         // `:protocol`, RFC 8441) opens a WebSocket, and goes on to the routes.
         let extended = request.extensions().get::<hyper::ext::Protocol>().is_some();
@@ -87,6 +89,12 @@ impl HostPolicy {
             return Err(ApiError::BadRequest(
                 "a request carries one Host header".into(),
             ));
+        }
+        // The usual case, checked without parsing a URI authority: a loopback name.
+        if request.uri().authority().is_none()
+            && host.is_some_and(|h| is_loopback_host(h.as_bytes()))
+        {
+            return Ok(());
         }
         // A request line with a full URL names its host there (RFC 9112 §3.2.2).
         let authority = match (request.uri().authority(), host) {
@@ -115,8 +123,11 @@ impl HostPolicy {
     }
 
     fn admit(&self, authority: &Authority) -> Result<(), ApiError> {
-        let name = authority.host().to_ascii_lowercase();
-        if !self.checked || is_loopback(&name) || self.allowed.contains(&name) {
+        let name = authority.host();
+        if !self.checked
+            || is_loopback(name)
+            || self.allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+        {
             return Ok(());
         }
         self.refused.fetch_add(1, Relaxed);
@@ -124,10 +135,24 @@ impl HostPolicy {
     }
 }
 
+/// A `Host` that is a loopback name with an optional numeric port.
+fn is_loopback_host(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    // The port is what follows the last colon after the name (an IPv6 name is in
+    // brackets, so its own colons come before a `]`).
+    let (name, port) = match host.rfind(':') {
+        Some(colon) if !host[colon..].contains(']') => (&host[..colon], &host[colon + 1..]),
+        _ => (host, ""),
+    };
+    port.bytes().all(|b| b.is_ascii_digit()) && is_loopback(name)
+}
+
 /// `localhost`, `127.x.y.z`, `[::1]` (or `::ffff:127.x.y.z`): names that cannot be
 /// made to point elsewhere.
 fn is_loopback(name: &str) -> bool {
-    if name == "localhost" {
+    if name.eq_ignore_ascii_case("localhost") {
         return true;
     }
     let ip = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
@@ -137,11 +162,45 @@ fn is_loopback(name: &str) -> bool {
     ip.is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
-/// The layer in front of every endpoint.
-pub async fn check(State(hosts): State<Arc<HostPolicy>>, request: Request, next: Next) -> Response {
-    match hosts.check(&request) {
-        Ok(()) => next.run(request).await,
-        Err(error) => error.into_response(),
+/// The layer in front of every endpoint: a request for another host is answered
+/// here. A plain tower layer around the whole app (no boxed future per request).
+#[derive(Clone)]
+pub struct HostCheckLayer(pub Arc<HostPolicy>);
+
+impl<S> Layer<S> for HostCheckLayer {
+    type Service = HostCheck<S>;
+
+    fn layer(&self, inner: S) -> HostCheck<S> {
+        HostCheck {
+            hosts: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HostCheck<S> {
+    hosts: Arc<HostPolicy>,
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for HostCheck<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match self.hosts.check(&request) {
+            Ok(()) => Either::Right(self.inner.call(request)),
+            Err(error) => Either::Left(ready(Ok(error.into_response()))),
+        }
     }
 }
 
@@ -157,11 +216,34 @@ mod tests {
         HostPolicy::new(&Config::parse_from(args))
     }
 
-    fn request(host: &str) -> Request {
+    fn request(host: &str) -> Request<Body> {
         Request::get("/healthz")
             .header(header::HOST, host)
             .body(Body::empty())
             .unwrap()
+    }
+
+    #[test]
+    fn a_loopback_host_is_recognised_without_parsing_a_uri() {
+        for host in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LocalHost:80",
+            "[::1]:9",
+            "[::1]",
+            "127.9.9.9",
+        ] {
+            assert!(is_loopback_host(host.as_bytes()), "{host}");
+        }
+        for host in [
+            "127.0.0.1:80x",
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+            "[::2]:80",
+            "",
+        ] {
+            assert!(!is_loopback_host(host.as_bytes()), "{host}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod origin;
 pub mod presence;
 pub mod protocol;
 pub mod quic;
+pub mod request_log;
 pub mod room;
 pub mod server;
 pub mod state;
@@ -35,20 +36,23 @@ pub mod web;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::handler::Handler;
 use axum::routing::{MethodRouter, any, get};
 use tokio::net::TcpListener;
+use tower::Layer;
 use tower::util::MapRequestLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::config::Config;
+use crate::host::{HostCheck, HostCheckLayer};
 use crate::limits::body_deadline;
 use crate::message::MAX_BODY_BYTES;
 use crate::protocol::Transport;
+use crate::request_log::{RequestLog, RequestLogLayer};
+use crate::tap::{Attach, AttachLayer};
 use crate::tls::Tls;
 use crate::transport::{long_poll, short_poll, sse, websocket};
 
@@ -56,9 +60,13 @@ pub use state::AppState;
 
 /// The paths of one room under `prefix`: `/api` for the lobby (the paths from before
 /// rooms), `/api/rooms/{room}` for any room.
-fn room_paths(mut router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<AppState>> {
+fn room_paths(
+    mut router: Router<Arc<AppState>>,
+    prefix: &str,
+    body_timeout: Duration,
+) -> Router<Arc<AppState>> {
     for transport in Transport::ALL {
-        if let Some(handler) = handler(transport) {
+        if let Some(handler) = handler(transport, body_timeout) {
             let path = format!("{prefix}/{}", transport.endpoint());
             router = router.route(&path, handler);
         }
@@ -66,11 +74,16 @@ fn room_paths(mut router: Router<Arc<AppState>>, prefix: &str) -> Router<Arc<App
     router.route(&format!("{prefix}/presence"), get(api::presence))
 }
 
-/// Each transport's HTTP handler (a room's messages also take a `POST`). WebTransport
-/// has none: its sessions arrive over QUIC, at the same path ([`quic`]).
-fn handler(transport: Transport) -> Option<MethodRouter<Arc<AppState>>> {
+/// Each transport's HTTP handler (a room's messages also take a `POST`, the one
+/// request with a body to read: its size limit and deadline are its own, not a wrapper
+/// around every other request). WebTransport has none: its sessions arrive over QUIC,
+/// at the same path ([`quic`]).
+fn handler(transport: Transport, body_timeout: Duration) -> Option<MethodRouter<Arc<AppState>>> {
+    let publish = api::publish
+        .layer(MapRequestLayer::new(body_deadline(body_timeout)))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     Some(match transport {
-        Transport::ShortPoll => get(short_poll::poll).post(api::publish),
+        Transport::ShortPoll => get(short_poll::poll).post(publish),
         Transport::LongPoll => get(long_poll::long_poll),
         Transport::Sse => get(sse::events),
         // GET: HTTP/1.1's Upgrade; CONNECT: HTTP/2's extended CONNECT (RFC 8441).
@@ -79,18 +92,22 @@ fn handler(transport: Transport) -> Option<MethodRouter<Arc<AppState>>> {
     })
 }
 
-/// The whole HTTP API and the page.
-pub fn app(state: Arc<AppState>) -> Router {
+/// The whole HTTP API and the page, behind the host check, with its request log.
+pub type App = RequestLog<HostCheck<Attach<Router>>>;
+
+/// The app: see [`App`].
+pub fn app(state: Arc<AppState>) -> App {
     let cors = state.origins.cors();
     let web = web::router(state.config.web_dir.clone());
     let body_timeout = state.config.body_timeout;
-    let host_check = middleware::from_fn_with_state(state.hosts.clone(), host::check);
+    let host_check = HostCheckLayer(state.hosts.clone());
+    let tap = AttachLayer(state.taps.clone());
     let api = Router::new().route(
         "/api/tap/{id}",
         get(tap::read).with_state(state.taps.clone()),
     );
-    let api = room_paths(api, "/api"); // the lobby's, as before rooms
-    let api = room_paths(api, "/api/rooms/{room}")
+    let api = room_paths(api, "/api", body_timeout); // the lobby's, as before rooms
+    let api = room_paths(api, "/api/rooms/{room}", body_timeout)
         .route("/api/rooms", get(api::rooms))
         .route("/api/stats", get(api::stats))
         .route(
@@ -101,29 +118,18 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/{*rest}", any(web::not_found))
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.taps.clone(),
-            tap::attach,
-        ))
         .with_state(state);
     let api = match cors {
         Some(cors) => api.layer(cors),
         None => api,
     };
-    api.fallback_service(web)
-        .layer(MapRequestLayer::new(body_deadline(body_timeout)))
-        .layer(host_check)
-        .layer(
-            // One line per request at info level: with `--log-format json`, the
-            // structured request log. The 5xx pushlab answers are refusals (no room,
-            // store unavailable), counted in /metrics: an ERROR line for each would
-            // let clients grow the log at will.
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO))
-                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
-        )
+    // The wire tap's attachment (API requests only), the host check and the request
+    // log wrap the whole router once (`Router::layer` would wrap every route).
+    // Pollers ask again and again: their answers are logged at debug, not info (see
+    // `request_log`).
+    let app = host_check.layer(tap.layer(api.fallback_service(web)));
+    let routine = &["/api/messages", "/api/messages/long-poll"];
+    RequestLogLayer::routine(routine).layer(app)
 }
 
 /// Makes the certificate (with `--tls`) and opens the store, then serves until

@@ -82,7 +82,27 @@ pub struct ConnectionCaps {
 #[derive(Default)]
 struct Held {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Connections per IP. An IP whose count drops to 0 keeps its entry (a long
+    /// poller is back within milliseconds; removing and re-inserting it on every poll
+    /// churns the table) until the zeros outnumber the rest, when they are swept.
+    /// Hashed with foldhash, seeded per process: SipHash was a tenth of a long poll.
+    per_ip: HashMap<IpAddr, usize, foldhash::fast::RandomState>,
+    /// Entries of `per_ip` at 0.
+    idle: usize,
+}
+
+/// How many idle entries `per_ip` may keep at least, before sweeping.
+const IDLE_KEPT: usize = 1024;
+
+impl Held {
+    /// Forgets the IPs at 0 once they are more than half the table: amortised, a
+    /// constant cost per admission, and the table stays within twice the IPs held.
+    fn sweep(&mut self) {
+        if self.idle > IDLE_KEPT.max(self.per_ip.len() / 2) {
+            self.per_ip.retain(|_, n| *n > 0);
+            self.idle = 0;
+        }
+    }
 }
 
 impl ConnectionCaps {
@@ -103,10 +123,19 @@ impl ConnectionCaps {
     /// Counts one more held connection for `ip`, if there is room.
     pub fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
         let mut held = self.lock();
-        let of_ip = held.per_ip.get(&ip).copied().unwrap_or(0);
-        let full = if self.max_total != 0 && held.total >= self.max_total {
+        held.sweep();
+        let Held {
+            total,
+            per_ip,
+            idle,
+        } = &mut *held;
+        let of_ip = per_ip.entry(ip).or_insert_with(|| {
+            *idle += 1;
+            0
+        });
+        let full = if self.max_total != 0 && *total >= self.max_total {
             Some("the server holds as many connections as it may")
-        } else if self.max_per_ip != 0 && of_ip >= self.max_per_ip {
+        } else if self.max_per_ip != 0 && *of_ip >= self.max_per_ip {
             Some("this address holds as many connections as it may")
         } else {
             None
@@ -115,8 +144,11 @@ impl ConnectionCaps {
             self.refused.fetch_add(1, Relaxed);
             return Err(ApiError::Busy(reason));
         }
-        held.total += 1;
-        held.per_ip.insert(ip, of_ip + 1);
+        if *of_ip == 0 {
+            *idle -= 1;
+        }
+        *of_ip += 1;
+        *total += 1;
         Ok(())
     }
 
@@ -127,7 +159,7 @@ impl ConnectionCaps {
         if let Some(n) = held.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                held.per_ip.remove(&ip);
+                held.idle += 1;
             }
         }
     }
@@ -201,5 +233,59 @@ impl HttpBody for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn caps(total: usize, per_ip: usize) -> ConnectionCaps {
+        ConnectionCaps::new(&Config::parse_from([
+            "pushlab",
+            "--max-connections",
+            &total.to_string(),
+            "--max-connections-per-ip",
+            &per_ip.to_string(),
+        ]))
+    }
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::from(n.to_be_bytes())
+    }
+
+    #[test]
+    fn caps_count_per_ip_and_overall_and_free_up_on_release() {
+        let caps = caps(3, 2);
+        assert!(caps.admit(ip(1)).is_ok() && caps.admit(ip(1)).is_ok());
+        assert!(caps.admit(ip(1)).is_err(), "a third from one IP");
+        assert!(caps.admit(ip(2)).is_ok());
+        assert!(caps.admit(ip(3)).is_err(), "a fourth overall");
+        caps.release(ip(1));
+        assert!(caps.admit(ip(3)).is_ok());
+        assert!(caps.admit(ip(1)).is_err(), "full overall again");
+        assert_eq!(caps.refused(), 3);
+    }
+
+    #[test]
+    fn ips_that_come_and_go_are_forgotten_and_counts_stay_right() {
+        let caps = caps(0, 1);
+        // Many IPs polling once each, then one that stays.
+        for n in 0..10 * IDLE_KEPT as u32 {
+            caps.admit(ip(n)).unwrap();
+            caps.release(ip(n));
+        }
+        caps.admit(ip(7)).unwrap();
+        assert!(caps.admit(ip(7)).is_err(), "the cap still holds");
+        let held = caps.lock();
+        assert!(
+            held.per_ip.len() <= 2 * IDLE_KEPT + 2,
+            "{}",
+            held.per_ip.len()
+        );
+        assert_eq!(held.total, 1);
+        assert_eq!(held.idle, held.per_ip.values().filter(|n| **n == 0).count());
     }
 }

@@ -2,6 +2,7 @@
 //! → listen → [`pushlab::run`] until Ctrl-C or SIGTERM; or, as `pushlab bench`, the
 //! load generator of [`pushlab::bench`].
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -47,7 +48,11 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     let config = cli.serve;
     let filter = EnvFilter::try_new(&config.log).context("invalid --log filter")?;
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a person at a terminal: escape codes in a log file are noise,
+    // and cost a fifth of a request log line.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match config.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),

@@ -135,7 +135,7 @@ impl Collector for Scrape {
         for transport in Transport::ALL {
             let labels = [("transport", transport.name())];
             let metric = family.encode_family(&labels)?;
-            stats.of(transport).latency.histogram().encode(metric)?;
+            stats.of(transport).latency.encode(metric)?;
         }
 
         let hub = &self.0.hub;

@@ -5,13 +5,15 @@
 //! is open; pollers hold nothing open between requests, so they count as online while
 //! they keep asking, for [`POLLER_GRACE`] after their last request.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::extract::FromQuery;
 use crate::message::MAX_AUTHOR_CHARS;
 use crate::protocol::Transport;
 use crate::room::{RoomName, is_name};
@@ -31,10 +33,21 @@ pub const MAX_SEATS: usize = 10_000;
 pub const MAX_LISTED: usize = 200;
 
 /// The optional `client` and `name` query parameters every transport accepts.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Visitor {
     pub client: Option<String>,
     pub name: Option<String>,
+}
+
+impl FromQuery for Visitor {
+    fn pair(&mut self, key: &str, value: Cow<'_, str>) {
+        let field = match key {
+            "client" => &mut self.client,
+            "name" => &mut self.name,
+            _ => return,
+        };
+        *field = Some(value.into_owned());
+    }
 }
 
 /// One client on one transport, as `GET /api/presence` lists it.

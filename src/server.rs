@@ -21,8 +21,9 @@
 //! - the client's address attached to each request, for the per-IP limits;
 //! - a bounded graceful shutdown:
 //!   1. stop accepting;
-//!   2. cancel [`AppState::shutdown`]: idle connections close, held long polls answer
-//!      at once, SSE streams end, WebSockets send close 1001 ("going away");
+//!   2. cancel [`AppState::shutdown`] and wake every held long poll: idle connections
+//!      close, held long polls answer at once, SSE streams end, WebSockets send close
+//!      1001 ("going away");
 //!   3. wait, at most `--shutdown-grace`, for connections and sockets to finish.
 
 mod http2;
@@ -40,7 +41,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::App;
 use crate::state::AppState;
 use crate::stats::HttpVersion;
 use crate::tap::Tapped;
@@ -92,7 +93,7 @@ impl Carrier {
 /// then shuts down gracefully and returns.
 pub async fn run(
     listener: TcpListener,
-    app: Router,
+    app: App,
     state: Arc<AppState>,
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -142,7 +143,9 @@ pub async fn run(
                 None => (Either::Left(io), HttpVersion::Http1),
                 Some(tls) => tokio::select! {
                     shaken = tls.handshake(io) => match shaken {
-                        Ok((io, http)) => (Either::Right(io), http),
+                        // Boxed: a TLS session is a kilobyte or two, and a plain
+                        // connection (most of them) should not carry its room.
+                        Ok((io, http)) => (Either::Right(Box::new(io)), http),
                         Err(error) => return tracing::debug!(%error, "TLS handshake failed"),
                     },
                     () = connection.expired() => return,
@@ -179,11 +182,11 @@ pub async fn run(
                     // Inside the JSON rewriting, so the tap sees the bytes that leave.
                     let io = TokioIo::new(ParseErrorsAsJson::new(io));
                     let served = http1.serve_connection(io, service).with_upgrades();
-                    serve_connection(served, connection, shutdown).await
+                    serve_connection(Box::pin(served), connection, shutdown).await
                 }
                 HttpVersion::Http2 => {
                     let served = http2.serve_connection(TokioIo::new(io), service);
-                    serve_connection(served, connection, shutdown).await
+                    serve_connection(Box::pin(served), connection, shutdown).await
                 }
             };
             if let Err(error) = ended {
@@ -202,6 +205,8 @@ pub async fn run(
 
     drop(listener);
     state.shutdown.cancel();
+    // Held long polls wait only for a publish (one wake source each): wake them.
+    state.hub.interrupt();
     state.sockets.close();
     connections.close();
     let finished = async {
@@ -216,13 +221,15 @@ pub async fn run(
 
 /// Drives one HTTP connection until it ends, is closed as idle, or the server shuts
 /// down (then it finishes the requests in progress, if any, and closes: on HTTP/2
-/// after a GOAWAY).
+/// after a GOAWAY). The connection comes boxed: an `async fn` keeps its arguments for
+/// its whole life, so pinning one inside would keep it twice in every connection's
+/// task (and the HTTP/2 connection's state, a few kilobytes, would be in every
+/// HTTP/1.1 one's).
 async fn serve_connection<C: Graceful>(
-    served: C,
+    mut served: Pin<Box<C>>,
     connection: Arc<Connection>,
     shutdown: CancellationToken,
 ) -> Result<(), hyper::Error> {
-    tokio::pin!(served);
     tokio::select! {
         ended = served.as_mut() => ended,
         // Dropping the connection closes its socket; no request is in progress.
@@ -326,7 +333,7 @@ impl AcceptTrouble {
 
 /// The socket under TLS, if any.
 fn socket_of(
-    io: &mut Either<WriteDeadline, tokio_rustls::server::TlsStream<WriteDeadline>>,
+    io: &mut Either<WriteDeadline, Box<tokio_rustls::server::TlsStream<WriteDeadline>>>,
 ) -> &mut WriteDeadline {
     match io {
         Either::Left(socket) => socket,

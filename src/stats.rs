@@ -11,8 +11,11 @@ use serde::{Serialize, Serializer};
 
 use crate::protocol::Transport;
 
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use chrono::{DateTime, Utc};
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::encoding::{MetricEncoder, NoLabelSet};
 
 /// Which HTTP carries a request, named as ALPN (and the browser's devtools) name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -133,29 +136,56 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// How long messages took from being published to being handed to a client.
-#[derive(Debug, Clone)]
-pub struct Latency(Histogram);
-
-impl Default for Latency {
-    fn default() -> Self {
-        Self(Histogram::new(LATENCY_BUCKETS))
-    }
+/// How long messages took from being published to being handed to a client: a
+/// Prometheus histogram kept in plain atomics, so that recording a delivery is a clock
+/// read and a few additions, with no lock (the WebSocket fan-out records thousands at
+/// a time).
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Deliveries per bucket of [`LATENCY_BUCKETS`], the last for anything slower.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
 }
 
 impl Latency {
     /// Records one delivery of a message published at `sent_at`.
     pub fn observe(&self, sent_at: DateTime<Utc>) {
-        // `sent_at` may come from another instance's clock (Redis's, in fact): a
-        // delivery that seems to precede its publish counts as instant.
-        let seconds = (Utc::now() - sent_at)
-            .to_std()
-            .map_or(0.0, |d| d.as_secs_f64());
-        self.0.observe(seconds);
+        self.observe_many(sent_at, unix_nanos_now(), 1);
     }
 
-    /// The histogram, for `/metrics` to encode.
-    pub fn histogram(&self) -> &Histogram {
-        &self.0
+    /// Records `n` deliveries, at `now` (from [`unix_nanos_now`]), of a message
+    /// published at `sent_at`.
+    pub fn observe_many(&self, sent_at: DateTime<Utc>, now: i64, n: u64) {
+        // `sent_at` may come from another instance's clock (Redis's, in fact): a
+        // delivery that seems to precede its publish counts as instant.
+        let nanos = sent_at
+            .timestamp_nanos_opt()
+            .map_or(0, |sent| now.saturating_sub(sent).max(0) as u64);
+        let seconds = nanos as f64 / 1e9;
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(n, Relaxed);
+        self.sum_nanos.fetch_add(nanos * n, Relaxed);
     }
+
+    /// Writes the histogram for `/metrics`.
+    pub fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        let bounds = LATENCY_BUCKETS.iter().chain([&f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.buckets)
+            .map(|(bound, n)| (*bound, n.load(Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+}
+
+/// The wall clock in nanoseconds since 1970, as [`Latency::observe_many`] takes it.
+pub fn unix_nanos_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }

@@ -64,7 +64,7 @@ async fn metrics_are_the_stats_counters_plus_a_latency_histogram() {
 }
 
 #[tokio::test]
-async fn json_logs_carry_one_structured_line_per_request() {
+async fn json_logs_carry_one_structured_line_per_request_and_polls_only_at_debug() {
     let mut child = cluster::pushlab("memory", &["--log", "info", "--log-format", "json"])
         .stdout(Stdio::piped())
         .spawn()
@@ -80,23 +80,32 @@ async fn json_logs_carry_one_structured_line_per_request() {
         }
     })
     .await;
-    let status = reqwest::get(format!("{base}/healthz"))
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    // A poll answer is routine (debug); a bad poll is not; then the health check.
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    assert_eq!(get("/api/messages?since=0").await.unwrap().status(), 200);
+    assert_eq!(get("/api/messages?since=x").await.unwrap().status(), 400);
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
 
-    let logged = within("the request's log line", async {
+    // Lines are written as the answers are ready, so in this order.
+    let mut requests = Vec::new();
+    let logged = within("the health check's log line", async {
         loop {
             let line = lines.next_line().await.unwrap().expect("stdout ended");
             let entry: Value =
                 serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            if entry["span"]["uri"] == "/healthz" && entry["fields"]["status"].is_number() {
+            if entry["fields"]["status"].is_number() {
+                requests.push(entry["fields"]["uri"].clone());
+            }
+            if entry["fields"]["uri"] == "/healthz" {
                 return entry;
             }
         }
     })
     .await;
+    assert_eq!(requests, ["/api/messages?since=x", "/healthz"]);
     assert_eq!(logged["fields"]["status"], 200, "{logged}");
-    assert_eq!(logged["span"]["method"], "GET", "{logged}");
+    assert_eq!(logged["fields"]["method"], "GET", "{logged}");
+    assert_eq!(logged["level"], "INFO", "{logged}");
+    assert!(logged["fields"]["latency_ms"].is_number(), "{logged}");
 }

@@ -95,6 +95,49 @@ async fn stalled_readers_cost_bounded_memory_and_slow_nobody_down() {
     assert!(latency < Duration::from_secs(2), "{latency:?}");
 }
 
+/// The ids of the next `n` messages.
+async fn ids(client: &mut WsClient, n: u64) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(client.next_message().await["id"].as_u64().unwrap());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_reaches_quick_and_slow_websockets_complete_and_in_order() {
+    let server = Server::start_with(&["--publish-rate", "0", "--history", "10000"]).await;
+    // Quick clients read as the burst comes. Slow ones have tiny receive buffers and
+    // read only once it is over: the burst overflows what their sockets can hold, so
+    // the fan-out hands them back to their own connections (with what they did not
+    // take), which write the rest as the clients read.
+    let quick = futures::future::join_all((0..4).map(|_| WsClient::connect(&server, "?since=0")));
+    let slow = futures::future::join_all((0..2).map(|_| async {
+        let socket = tiny_buffer_socket(server.addr).await;
+        WsClient::connect_over(&server, socket, "?since=0").await
+    }));
+    let (mut quick, mut slow) = tokio::join!(quick, slow);
+
+    let text = big_text();
+    let burst = ((socket_buffer_ceiling() + (1 << 20)) / text.len()) as u64;
+    let posts = futures::stream::iter(0..burst)
+        .map(|_| server.post("burst", &text))
+        .buffer_unordered(8)
+        .collect::<Vec<Value>>();
+    let expected: Vec<u64> = (1..=burst).collect();
+    let quick_reads = futures::future::join_all(quick.iter_mut().map(|c| ids(c, burst)));
+    let (_, quick_ids) = within("the burst", async { tokio::join!(posts, quick_reads) }).await;
+    for got in quick_ids {
+        assert_eq!(got, expected);
+    }
+    for client in &mut slow {
+        assert_eq!(ids(client, burst).await, expected);
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats["transports"]["websocket"]["slow_closes"], 0);
+    assert_eq!(stats["transports"]["websocket"]["delivered"], 6 * burst);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_readers_are_cut_off_and_what_they_got_has_no_gap() {
     let server = Server::start_with(&["--publish-rate", "0", "--slow-client-timeout", "1"]).await;

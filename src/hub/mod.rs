@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::futures::Notified;
 
-pub use entry::{Cursor, Entry, Page, RECENT};
+pub use entry::{Cursor, Encoding, Entry, Page, RECENT};
 pub use history::Bounds;
 use rooms::{RoomHandle, Rooms};
 pub use rooms::{RoomSummary, RoomsFull};
@@ -106,6 +106,13 @@ impl Hub {
     /// Messages held in memory, over every room.
     pub fn retained(&self) -> u64 {
         self.rooms.retained()
+    }
+
+    /// Wakes every [`Room::next_publish`] waiter in every room as a publish would,
+    /// without a message (the server does it at shutdown, so that held long polls
+    /// answer at once).
+    pub fn interrupt(&self) {
+        self.rooms.interrupt();
     }
 
     /// How many times a subscriber lagged behind the live channel.
@@ -197,6 +204,12 @@ impl Room {
     /// The ids this instance holds now.
     pub fn bounds(&self) -> Bounds {
         self.view().bounds()
+    }
+
+    /// What a transport keeps per room, one of each type, made on first use; see
+    /// `View::attachment`.
+    pub fn attachment<T: std::any::Any + Default + Send + Sync>(&self) -> Arc<T> {
+        self.view().attachment()
     }
 }
 

@@ -190,6 +190,13 @@ impl Rooms {
         &self.counters
     }
 
+    /// Wakes every held long poll of every room (see [`View::interrupt`]).
+    pub fn interrupt(&self) {
+        for slot in self.lock().rooms.values() {
+            slot.view.interrupt();
+        }
+    }
+
     fn slot<'a>(&self, slots: &'a mut Slots, name: &RoomName) -> &'a mut Slot {
         slots.rooms.entry(name.clone()).or_insert_with(|| Slot {
             view: Arc::new(View::with_live_capacity(

@@ -127,6 +127,19 @@ impl Subscription {
         }
     }
 
+    /// The id of the last message delivered, if nothing is waiting to be delivered
+    /// right now: the history is read and the live channel holds nothing new. A
+    /// subscriber that has caught up may leave the live messages to someone else from
+    /// there (the WebSocket fan-out) and subscribe again from that id later.
+    pub fn idle(&self) -> Option<u64> {
+        let waiting = self.ahead.is_some()
+            || self.reset
+            || !self.backlog.is_empty()
+            || !self.caught_up
+            || !self.live.is_empty();
+        (!waiting).then_some(self.last_id)
+    }
+
     /// Refills the backlog from history, after `cursor`.
     fn catch_up(&mut self, cursor: Cursor) {
         let Page {

@@ -5,11 +5,15 @@
 //! Whatever the store, new messages enter the view through one door, [`View::apply`],
 //! in id order: the `memory` store applies each publish itself, the SQLite writer
 //! applies what it has committed, the Redis follower applies what it reads from the
-//! shared stream. Applying appends to the history and sends on the broadcast channel
-//! under one lock, so the channel carries messages in id order, then wakes every held
-//! long poll. The lock is a plain `std::sync::Mutex` around plain data and is never
-//! held across an `.await`.
+//! shared stream. Applying appends to the history, then sends on the broadcast
+//! channel, then wakes every held long poll. The send wakes every waiting subscriber
+//! (with thousands, a good part of a millisecond), so it happens after the history's
+//! lock is released, under a second lock taken before the first is let go: the
+//! channel still carries messages in id order, and nobody reading the history waits
+//! for the wake-ups. Both are plain `std::sync::Mutex`es, never held across an
+//! `.await`.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -28,6 +32,11 @@ pub(super) const LIVE_CAPACITY: usize = 1024;
 /// One room's view.
 pub struct View {
     history: Mutex<History>,
+    /// Held while sending on `live`, taken before `history` is released: see the
+    /// module docs.
+    sending: Mutex<()>,
+    /// What transports keep per room: see [`View::attachment`].
+    attachments: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
     live: broadcast::Sender<Arc<Entry>>,
     published: Notify,
     /// How long a cursor ahead of this view may be lag rather than a restart; zero
@@ -64,6 +73,8 @@ impl View {
     ) -> Self {
         Self {
             history: Mutex::new(History::new(capacity)),
+            sending: Mutex::new(()),
+            attachments: Mutex::default(),
             ahead_grace,
             live: broadcast::channel(live_capacity).0,
             published: Notify::new(),
@@ -74,7 +85,7 @@ impl View {
     /// Adds an entry that the log has given its id, and wakes every subscriber and
     /// every held long poll. An entry already held is ignored (returns `false`).
     pub fn apply(&self, entry: Arc<Entry>) -> bool {
-        let added = self.add(&mut self.history(), entry);
+        let added = self.add(self.history(), entry);
         if added {
             self.published.notify_waiters();
         }
@@ -84,30 +95,30 @@ impl View {
     /// Makes `draft` the next message, with the next id and the time now: how the
     /// `memory` store publishes, where the view is the whole log.
     pub fn append_next(&self, draft: Draft) -> Arc<Entry> {
-        let entry = {
-            let mut history = self.history();
-            let entry = Arc::new(Entry::new(Message {
-                id: history.bounds().newest + 1,
-                author: draft.author,
-                text: draft.text,
-                sent_at: Utc::now(),
-                via: draft.via,
-            }));
-            self.add(&mut history, entry.clone());
-            entry
-        };
+        let history = self.history();
+        let entry = Arc::new(Entry::new(Message {
+            id: history.bounds().newest + 1,
+            author: draft.author,
+            text: draft.text,
+            sent_at: Utc::now(),
+            via: draft.via,
+        }));
+        self.add(history, entry.clone());
         self.published.notify_waiters();
         entry
     }
 
-    /// Appends to the history and sends on the live channel, under the caller's lock
-    /// so that the channel's order is the id order.
-    fn add(&self, history: &mut History, entry: Arc<Entry>) -> bool {
+    /// Appends to the history, then sends on the live channel in the same order,
+    /// without keeping readers of the history waiting while the send wakes subscribers.
+    fn add(&self, mut history: MutexGuard<'_, History>, entry: Arc<Entry>) -> bool {
         if !history.push(entry.clone()) {
             return false;
         }
+        let sending = self.sending.lock().unwrap_or_else(|p| p.into_inner());
+        drop(history);
         // An error only means nobody is subscribed right now.
         let _ = self.live.send(entry);
+        drop(sending);
         true
     }
 
@@ -156,6 +167,29 @@ impl View {
     /// A receiver of every entry applied from now on.
     pub(super) fn live(&self) -> broadcast::Receiver<Arc<Entry>> {
         self.live.subscribe()
+    }
+
+    /// What a transport keeps with this view, one of each type, made on first use and
+    /// gone with the view (the WebSocket fan-out keeps its task's handle here). The
+    /// hub stores it and knows nothing of what it is.
+    pub fn attachment<T: Any + Default + Send + Sync>(&self) -> Arc<T> {
+        let mut attachments = self
+            .attachments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let found = attachments
+            .iter()
+            .find_map(|a| a.clone().downcast::<T>().ok());
+        found.unwrap_or_else(|| {
+            let made = Arc::new(T::default());
+            attachments.push(made.clone());
+            made
+        })
+    }
+
+    /// See [`super::Hub::interrupt`].
+    pub fn interrupt(&self) {
+        self.published.notify_waiters();
     }
 
     /// Completes at the next message applied; see [`super::Hub::next_publish`].

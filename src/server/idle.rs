@@ -22,6 +22,12 @@
 //! a connection serves many requests at once and is idle only when none is left. An
 //! upgraded WebSocket keeps its connection serving for as long as it lives: on HTTP/2 it is a stream of a connection that must not be closed
 //! under it (it holds [`Carrier::hold`](super::Carrier::hold)).
+//!
+//! The bookkeeping happens on every request, so it is kept to a lock and a map entry
+//! each way: nothing wakes the connection's task when it starts or stops serving, and
+//! no timer is set per request. The task's timer is set once per idle period, for
+//! the deadline it reads when it wakes; a connection found serving is looked at
+//! again a keep-alive period later (a long stream costs one wake-up per period).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -32,7 +38,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +65,7 @@ struct Queue {
 }
 
 /// Tells an idle connection to close, and learns when it has.
+#[derive(Clone)]
 struct Closer {
     close: CancellationToken,
     closed: CancellationToken,
@@ -70,10 +76,9 @@ pub struct Connection {
     idle: Arc<IdleConnections>,
     id: u64,
     /// Changed under the queue's lock, so that the queue and the phase agree.
-    phase: watch::Sender<Phase>,
-    close: CancellationToken,
-    /// Cancelled once the connection (and its socket) is gone.
-    closed: CancellationToken,
+    phase: Mutex<Phase>,
+    /// How to close it, as the queue keeps it while it is idle.
+    closer: Closer,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,9 +116,11 @@ impl IdleConnections {
         let connection = Connection {
             idle: self.clone(),
             id,
-            phase: watch::Sender::new(Phase::Serving(0)),
-            close: CancellationToken::new(),
-            closed: CancellationToken::new(),
+            phase: Mutex::new(Phase::Serving(0)),
+            closer: Closer {
+                close: CancellationToken::new(),
+                closed: CancellationToken::new(),
+            },
         };
         let made_room = self.wait(&mut queue, &connection, true);
         (Arc::new(connection), made_room)
@@ -162,12 +169,10 @@ impl IdleConnections {
         first: bool,
     ) -> Option<CancellationToken> {
         let since = Instant::now();
-        connection.phase.send_replace(Phase::Idle { since, first });
-        let closer = Closer {
-            close: connection.close.clone(),
-            closed: connection.closed.clone(),
-        };
-        queue.idle.insert((since, connection.id), closer);
+        *connection.phase() = Phase::Idle { since, first };
+        queue
+            .idle
+            .insert((since, connection.id), connection.closer.clone());
         // One in, at most one out: the queue was within its limit.
         if queue.idle.len() <= self.limit {
             return None;
@@ -195,49 +200,59 @@ impl Connection {
     /// (kept in the response body) is dropped.
     pub fn serving(self: &Arc<Self>) -> Serving {
         let mut queue = self.idle.lock();
-        let phase = *self.phase.borrow();
-        let serving = match phase {
+        let mut phase = self.phase();
+        let serving = match *phase {
             Phase::Idle { since, .. } => {
                 queue.idle.remove(&(since, self.id));
                 1
             }
             Phase::Serving(n) => n + 1,
         };
-        self.phase.send_replace(Phase::Serving(serving));
+        *phase = Phase::Serving(serving);
         Serving(self.clone())
     }
 
     /// Completes when this connection should be closed: it stayed idle past its
     /// deadline, or it was idle longest when room was needed.
     pub async fn expired(&self) {
-        let mut phase = self.phase.subscribe();
+        let close = self.closer.close.cancelled();
+        tokio::pin!(close);
         loop {
-            let deadline = match *phase.borrow_and_update() {
-                Phase::Idle { since, first: true } => Some(since + self.idle.first_request),
-                Phase::Idle {
-                    since,
-                    first: false,
-                } => Some(since + self.idle.keep_alive),
-                Phase::Serving(_) => None,
+            // What to look at next: the deadline of the idle period in progress, or,
+            // while serving, a keep-alive period from now (an idle period starting
+            // meanwhile ends after that, so its deadline is not missed).
+            let (wake, idle_since) = match *self.phase() {
+                Phase::Idle { since, first: true } => {
+                    (since + self.idle.first_request, Some(since))
+                }
+                Phase::Idle { since, .. } => (since + self.idle.keep_alive, Some(since)),
+                Phase::Serving(_) => (Instant::now() + self.idle.keep_alive, None),
             };
             tokio::select! {
-                () = self.close.cancelled() => return,
-                _ = phase.changed() => continue,
-                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.idle.timed_out.fetch_add(1, Relaxed);
-                    return;
-                }
+                () = &mut close => return,
+                () = sleep_until(wake) => {}
+            }
+            let phase = *self.phase();
+            let still = matches!(phase, Phase::Idle { since, .. } if Some(since) == idle_since);
+            if still {
+                self.idle.timed_out.fetch_add(1, Relaxed);
+                return;
             }
         }
+    }
+
+    fn phase(&self) -> MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Phase::Idle { since, .. } = *self.phase.borrow() {
+        let phase = *self.phase();
+        if let Phase::Idle { since, .. } = phase {
             self.idle.lock().idle.remove(&(since, self.id));
         }
-        self.closed.cancel();
+        self.closer.closed.cancel();
     }
 }
 
@@ -248,10 +263,10 @@ impl Drop for Serving {
     fn drop(&mut self) {
         let connection = &self.0;
         let mut queue = connection.idle.lock();
-        let phase = *connection.phase.borrow();
+        let phase = *connection.phase();
         match phase {
             Phase::Serving(n) if n > 1 => {
-                connection.phase.send_replace(Phase::Serving(n - 1));
+                *connection.phase() = Phase::Serving(n - 1);
             }
             _ => {
                 connection.idle.wait(&mut queue, connection, false);

@@ -35,53 +35,133 @@ pub use io::Tapped;
 pub use row::{Row, Side, close_meaning};
 pub use taps::{IDLE, MAX_BYTES, MAX_PENDING, MAX_ROWS, MAX_TAPS, Taps};
 
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use hyper::body::Frame;
-use serde::Deserialize;
 use serde_json::Value;
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{FromQuery, Query};
 use crate::protocol::Transport;
+use crate::transport::cursor::Number;
 
-/// Middleware on every API request: reads `tap=` and points the connection at it.
-pub async fn attach(
-    State(taps): State<Arc<Taps>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Some(connection) = request.extensions().get::<Arc<ConnectionTap>>().cloned() else {
-        return Ok(next.run(request).await); // tapping is off, or no real connection
-    };
-    let tap = match tap_param(request.uri().query())? {
-        Some(id) => Some((
-            taps.open(id)?,
-            route(request.method(), request.uri().path()),
-        )),
-        None => None,
-    };
-    // Nobody taps this connection, and nobody taps at all: leave it alone.
-    let involved = tap.is_some() || connection.is_live() || taps.any_open();
-    if !involved {
-        return Ok(next.run(request).await);
+/// The layer in front of every API request: reads `tap=` and points the connection at
+/// it. A plain tower layer (no boxed future per request): a request nobody taps goes
+/// straight through.
+#[derive(Clone)]
+pub struct AttachLayer(pub Arc<Taps>);
+
+impl<S> Layer<S> for AttachLayer {
+    type Service = Attach<S>;
+
+    fn layer(&self, inner: S) -> Attach<S> {
+        Attach {
+            taps: self.0.clone(),
+            inner,
+        }
     }
-    connection.begin(tap);
-    let response = next.run(request).await;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(response); // the connection belongs to this exchange for good
+}
+
+#[derive(Clone)]
+pub struct Attach<S> {
+    taps: Arc<Taps>,
+    inner: S,
+}
+
+impl<S> Service<Request> for Attach<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Attached<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    Ok(response.map(|body| {
-        Body::new(Ending {
-            body,
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let connection = request.extensions().get::<Arc<ConnectionTap>>();
+        // Tapping is off, no real connection, or not an API request (the page's files).
+        let Some(connection) = connection.filter(|_| is_api(request.uri().path())).cloned() else {
+            return Attached::Plain {
+                inner: self.inner.call(request),
+            };
+        };
+        let tap = match tap_param(request.uri().query()) {
+            Ok(Some(id)) => match self.taps.open(id) {
+                Ok(tap) => Some((tap, route(request.method(), request.uri().path()))),
+                Err(error) => return Attached::Refused { error: Some(error) },
+            },
+            Ok(None) => None,
+            Err(error) => return Attached::Refused { error: Some(error) },
+        };
+        // Nobody taps this connection, and nobody taps at all: leave it alone.
+        let involved = tap.is_some() || connection.is_live() || self.taps.any_open();
+        if !involved {
+            return Attached::Plain {
+                inner: self.inner.call(request),
+            };
+        }
+        connection.begin(tap);
+        Attached::Watched {
+            inner: self.inner.call(request),
             connection: Some(connection),
-        })
-    }))
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of a request [`Attach`] has seen.
+    #[project = AttachedProj]
+    pub enum Attached<F> {
+        Plain { #[pin] inner: F },
+        Refused { error: Option<ApiError> },
+        Watched { #[pin] inner: F, connection: Option<Arc<ConnectionTap>> },
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for Attached<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AttachedProj::Plain { inner } => inner.poll(cx),
+            AttachedProj::Refused { error } => {
+                let error = error.take().expect("polled after it answered");
+                Poll::Ready(Ok(error.into_response()))
+            }
+            AttachedProj::Watched { inner, connection } => {
+                let Ok(response) = ready!(inner.poll(cx));
+                let connection = connection.take().expect("polled after it answered");
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    // The connection belongs to this exchange for good.
+                    return Poll::Ready(Ok(response));
+                }
+                Poll::Ready(Ok(response.map(|body| {
+                    Body::new(Ending {
+                        body,
+                        connection: Some(connection),
+                    })
+                })))
+            }
+        }
+    }
+}
+
+/// The paths of the API (everything but the page's files).
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/healthz" || path == "/metrics"
 }
 
 /// `tap=ID` from a query string, if there is one.
@@ -170,9 +250,18 @@ impl Drop for Ending {
     }
 }
 
-#[derive(Deserialize)]
+/// `since=SEQ`.
+#[derive(Default)]
 pub struct Since {
-    since: Option<u64>,
+    since: Number,
+}
+
+impl FromQuery for Since {
+    fn pair(&mut self, key: &str, value: Cow<'_, str>) {
+        if key == "since" {
+            self.since = Number::read(&value);
+        }
+    }
 }
 
 /// `GET /api/tap/{id}?since=SEQ`: the tap's rows after `since` (opening it if new).
@@ -184,8 +273,9 @@ pub async fn read(
     if !taps.enabled() {
         return Err(ApiError::TapOff);
     }
+    let since = since.get("since")?.unwrap_or(0);
     let tap = taps.open(valid_id(&id)?)?;
-    Ok(axum::Json(tap.read(since.unwrap_or(0))))
+    Ok(axum::Json(tap.read(since)))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

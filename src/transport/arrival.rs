@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use super::Attendance;
 use super::cursor::CursorParams;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Query, read_query};
 use crate::presence::Visitor;
 use crate::protocol::Transport;
 use crate::room::RoomName;
@@ -58,8 +58,9 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
             .cloned()
             .expect("the accept loop attaches every request's connection");
         let InRoom(room) = InRoom::from_request_parts(parts, app).await?;
-        let Query(params) = Query::<CursorParams>::from_request_parts(parts, app).await?;
-        let Query(visitor) = Query::<Visitor>::from_request_parts(parts, app).await?;
+        // Both from the query string, in one pass.
+        let Query((params, visitor)) =
+            Query::<(CursorParams, Visitor)>::from_request_parts(parts, app).await?;
         Ok(Self {
             app: app.clone(),
             room,
@@ -81,8 +82,7 @@ impl Arrival {
         uri: &Uri,
         ip: IpAddr,
     ) -> Result<Self, ApiError> {
-        let axum::extract::Query(params) = axum::extract::Query::try_from_uri(uri)?;
-        let axum::extract::Query(visitor) = axum::extract::Query::try_from_uri(uri)?;
+        let (params, visitor) = read_query::<(CursorParams, Visitor)>(uri.query());
         Ok(Self {
             app,
             room,

@@ -26,7 +26,7 @@ use axum::response::Response;
 use tokio::time::{Instant, sleep_until};
 
 use super::arrival::Arrival;
-use super::cursor::{CursorParams, non_negative};
+use super::cursor::CursorParams;
 use super::short_poll;
 use crate::error::ApiError;
 use crate::hub::Cursor;
@@ -49,8 +49,10 @@ pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
 
         let page = room.page(cursor, limit);
         // Answer at once with news, with a reset (a cursor ahead of the hub is never
-        // held), or when the client asked not to wait.
-        if !page.entries.is_empty() || page.reset || hold.is_zero() {
+        // held), when the client asked not to wait, or when the server is shutting
+        // down (which wakes every held poll as a publish would).
+        let stop = hold.is_zero() || arrival.app.shutdown.is_cancelled();
+        if !page.entries.is_empty() || page.reset || stop {
             return Ok(short_poll::answer(&mut attendance, cursor, page));
         }
         // Nothing yet. From here on "new" means newer than what the hub holds now
@@ -59,7 +61,6 @@ pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
         tokio::select! {
             () = &mut published => continue,
             () = sleep_until(deadline) => {}
-            () = arrival.app.shutdown.cancelled() => {}
         }
         return Ok(short_poll::answer(&mut attendance, cursor, page));
     }
@@ -67,11 +68,9 @@ pub async fn long_poll(arrival: Arrival) -> Result<Response, ApiError> {
 
 /// `timeout=S`: seconds to hold, clamped to 1..=30; 0 answers at once.
 fn hold(params: &CursorParams) -> Result<Duration, ApiError> {
-    Ok(match params.timeout.as_deref() {
+    Ok(match params.timeout.get("timeout")? {
         None => MAX_HOLD,
-        Some(raw) => match non_negative("timeout", raw)? {
-            0 => Duration::ZERO,
-            secs => Duration::from_secs(secs).min(MAX_HOLD),
-        },
+        Some(0) => Duration::ZERO,
+        Some(secs) => Duration::from_secs(secs).min(MAX_HOLD),
     })
 }

@@ -12,7 +12,8 @@
 //! event: message
 //! data: {"id":42,"author":"alice","text":"hi",…}
 //!
-//! : keep-alive            (a comment every 15 s, --sse-keep-alive, so proxies see life)
+//! : keep-alive            (a comment when 15 s passed silent, --sse-keep-alive, so
+//!                          proxies see life)
 //! ```
 //!
 //! The browser's `EventSource` parses this, and when the connection drops it
@@ -21,39 +22,67 @@
 //! the "3 s" folk wisdom attaches to SSE: it is a reconnection delay, not a delivery
 //! delay; events arrive as soon as they are written.
 //!
+//! The stream is written here as the text above, byte for byte: each message's event
+//! is made once and the same bytes go to every client.
+//!
 //! Cost: one open connection (a socket and a task) per client and a few bytes of
 //! framing per message; client-to-server messages need a separate request (here a
 //! `POST /api/messages`). Gain: real-time push over plain HTTP, automatic resume, and
 //! text you can read with `curl -N`.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Attendance;
 use super::arrival::Arrival;
 use super::cursor::{CursorParams, cursor_from};
 use crate::error::ApiError;
-use crate::hub::{Cursor, Delivery};
+use crate::hub::{Cursor, Delivery, Encoding, Entry, Subscription};
 use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
+use crate::state::AppState;
 use crate::stats::Counters;
+
+/// A comment: `EventSource` ignores it, a proxy sees the stream is alive.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// A message as an event: `id`, `event: message` and its JSON as `data`. Made once
+/// per message; every stream sends the same bytes.
+pub struct MessageEvent;
+
+impl Encoding for MessageEvent {
+    const SLOT: usize = 1;
+
+    fn encode(entry: &Entry) -> Bytes {
+        // The JSON is on one line: serde escapes the newlines inside strings.
+        let (id, data) = (entry.id(), entry.json.get());
+        format!("id: {id}\nevent: {SSE_MESSAGE}\ndata: {data}\n\n").into()
+    }
+}
 
 /// `GET /api/rooms/{room}/events?since=ID` (the lobby's at `/api/events`): the stream
 /// of the room's events.
 pub async fn events(headers: HeaderMap, arrival: Arrival) -> Result<Response, ApiError> {
     let cursor = resume_point(&headers, &arrival.params)?;
     let attendance = arrival.attend(Transport::Sse)?;
-    let app = arrival.app;
-    let events = stream_from(attendance, cursor).take_until(app.shutdown.clone().cancelled_owned());
-    let keep_alive = KeepAlive::new()
-        .interval(app.config.sse_keep_alive)
-        .text("keep-alive");
-    let sse = Sse::new(events).keep_alive(keep_alive);
-    // nginx buffers responses unless told not to; this header tells it.
-    Ok(([("x-accel-buffering", "no")], sse).into_response())
+    let events = Body::from_stream(stream_from(&arrival.app, attendance, cursor));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // nginx buffers responses unless told not to; this header tells it.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        events,
+    )
+        .into_response())
 }
 
 /// `Last-Event-ID`, which a reconnecting browser sends, wins over `since`.
@@ -69,42 +98,78 @@ fn resume_point(headers: &HeaderMap, params: &CursorParams) -> Result<Cursor, Ap
     }
 }
 
-/// A `retry:` hint, then one event per delivery.
+/// What a stream needs between two events.
+struct Events {
+    attendance: Attendance,
+    subscription: Subscription,
+    /// Ticks every half keep-alive interval; a tick after a silent half sends a
+    /// comment, so a stream is never silent for a whole interval. Cheaper than a timer
+    /// pushed back at every event.
+    ticks: Interval,
+    silent: bool,
+    /// Kept from event to event (so pinned, in a box), so that it keeps its place in
+    /// the shutdown's queue instead of joining it again at every event.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+/// A `retry:` hint, then one event per delivery (and a comment when the stream is
+/// quiet), until the server shuts down.
 fn stream_from(
+    app: &AppState,
     attendance: Attendance,
     cursor: Cursor,
-) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
-    let subscription = attendance.room().subscribe(cursor);
-    let retry = Event::default().retry(SSE_RETRY);
-    let deliveries = stream::unfold(
-        (attendance, subscription),
-        |(attendance, mut subscription)| async move {
-            let event = encode(&attendance, subscription.next().await?);
-            Some((Ok(event), (attendance, subscription)))
-        },
-    );
-    stream::once(async { Ok(retry) }).chain(deliveries)
+) -> impl Stream<Item = Result<Bytes, Infallible>> + use<> {
+    let half = app.config.sse_keep_alive / 2;
+    let mut ticks = interval_at(Instant::now() + half, half);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let events = Events {
+        subscription: attendance.room().subscribe(cursor),
+        attendance,
+        ticks,
+        silent: true,
+        shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
+    };
+    let retry = format!("retry: {}\n\n", SSE_RETRY.as_millis());
+    let deliveries = stream::unfold(events, |mut events| async move {
+        let bytes = events.next().await?;
+        Some((Ok(bytes), events))
+    });
+    stream::once(async { Ok(retry.into()) }).chain(deliveries)
+}
+
+impl Events {
+    /// The next bytes to write; `None` when the stream ends.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            tokio::select! {
+                biased;
+                delivery = self.subscription.next() => {
+                    self.silent = false;
+                    return delivery.map(|delivery| encode(&self.attendance, delivery));
+                }
+                _ = self.ticks.tick() => {
+                    if std::mem::replace(&mut self.silent, true) {
+                        return Some(Bytes::from_static(KEEP_ALIVE));
+                    }
+                }
+                () = self.shutdown.as_mut() => return None,
+            }
+        }
+    }
 }
 
 /// A message becomes `id` + `event: message` + `data: <JSON>`; a reset becomes
 /// `event: reset`, with the new cursor as its id so that a reconnect resumes from it.
-fn encode(attendance: &Attendance, delivery: Delivery) -> Event {
+fn encode(attendance: &Attendance, delivery: Delivery) -> Bytes {
     match delivery {
         Delivery::Message(entry) => {
-            let data = entry.json.get();
-            attendance.sent([&entry], data.len());
-            Event::default()
-                .id(entry.id().to_string())
-                .event(SSE_MESSAGE)
-                .data(data)
+            attendance.sent([&entry], entry.json.get().len());
+            entry.encoded::<MessageEvent>().clone()
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            Event::default()
-                .id(last_id.to_string())
-                .event(SSE_RESET)
-                .json_data(Reset { last_id })
-                .expect("a reset is a number")
+            let data = serde_json::to_string(&Reset { last_id }).expect("a reset is a number");
+            format!("id: {last_id}\nevent: {SSE_RESET}\ndata: {data}\n\n").into()
         }
     }
 }

@@ -9,10 +9,12 @@
 //! ← {"type":"error","error":"text must not be empty"}   a bad frame; the socket stays open
 //! ```
 //!
-//! The socket is split in two halves: this task writes (messages from the hub, replies
-//! to bad frames, pings, the close) and a reader task parses what the client sends and
-//! publishes it. A message sent over the socket comes back to its sender like to
-//! everyone else, by the hub, with its id.
+//! One task per connection waits for whichever comes first: a message from the hub, a
+//! frame from the client (a message to publish, a pong), the time to ping, or the
+//! server shutting down; then it writes what that calls for. A message sent over the
+//! socket comes back to its sender like to everyone else, by the hub, with its id.
+//! Each message's frame is encoded once and its bytes shared by every socket
+//! (`socket.rs` has the two halves of the connection).
 //!
 //! A connection can end in several ways besides the client closing it (answered with
 //! a close frame of its own), each with its close code: the server shuts down (1001),
@@ -35,52 +37,72 @@
 //! HEADERS  :method CONNECT  :protocol websocket  :path /api/ws?since=41
 //! HEADERS  :status 200                              then frames, as above
 //! ```
+//!
+//! A faster path hides behind one call, `Writer::next`: while a connection has caught
+//! up and has nothing of its own to write, its socket is lent to one task per room that
+//! writes each new message to every such socket in a single pass
+//! (`websocket/fanout.rs`, the way a C server's event loop works). Everything in this
+//! file happens the same way with or without it.
+
+mod fanout;
+mod socket;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::close_code;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use bytes::Bytes;
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 use tokio_util::task::task_tracker::TaskTrackerToken;
+use tungstenite::Message;
+
+pub use fanout::Fanout;
+use fanout::Writer;
+use socket::{Handshake, Inbound, Outbound, SendError};
 
 use super::Attendance;
 use super::arrival::Arrival;
 use crate::error::ApiError;
-use crate::hub::{Cursor, Delivery, Room};
-use crate::message::MAX_BODY_BYTES;
-use crate::message::Via;
+use crate::hub::{Cursor, Delivery, Encoding, Entry, Room};
+use crate::message::{MAX_BODY_BYTES, Via};
 use crate::protocol::{ServerFrame, Transport};
 use crate::server::Serving;
 use crate::state::AppState;
 use crate::stats::{Counters, HttpVersion};
 
-/// Each socket's read buffer (see `upgrade`).
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Each socket's buffer for reading the client's frames. Clients send small frames,
+/// so 2 KiB keeps an idle connection cheap (a bigger frame grows it, up to the 16 KiB
+/// limit).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
-/// What the reader task tells the writer.
-enum FromReader {
-    /// Write this frame (an error reply, or a close).
-    Write(Message),
-    /// A frame arrived (a pong, or anything else): the client is alive.
-    Heard,
+/// A message as a text frame, `{"type":"message","message":{…}}`: encoded once per
+/// message, its bytes shared by every socket.
+pub struct MessageFrame;
+
+impl Encoding for MessageFrame {
+    const SLOT: usize = 0;
+
+    fn encode(entry: &Entry) -> Bytes {
+        let text = ServerFrame::Message {
+            message: &*entry.json,
+        }
+        .to_text();
+        socket::text(text.as_bytes())
+    }
 }
 
 /// `GET /api/rooms/{room}/ws?since=ID` (the lobby's at `/api/ws`), or `CONNECT` over
-/// HTTP/2: checks the page's origin, then upgrades.
+/// HTTP/2: checks the handshake and the page's origin, then upgrades.
 pub async fn upgrade(
     headers: HeaderMap,
     uri: Uri,
     arrival: Arrival,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    handshake: Result<Handshake, ApiError>,
 ) -> Result<Response, ApiError> {
-    let ws = ws?;
+    let handshake = handshake?;
     // HTTP/1.1's Upgrade carries a key; HTTP/2's extended CONNECT has none (RFC 8441).
     let keyed = headers
         .get(header::SEC_WEBSOCKET_KEY)
@@ -103,13 +125,11 @@ pub async fn upgrade(
         _close_awaited: app.sockets.token(),
         _connection_in_use: carrier.hold(),
     };
-    Ok(ws
-        .max_message_size(MAX_BODY_BYTES)
-        .max_frame_size(MAX_BODY_BYTES)
-        // The library reserves a 128 KiB read buffer per socket by default; clients
-        // send small frames, so 4 KiB keeps an idle connection cheap.
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| connection(socket, app, attendance, cursor, ip, holds)))
+    Ok(handshake.accept(
+        READ_BUFFER_BYTES,
+        MAX_BODY_BYTES,
+        move |inbound, outbound| connection(inbound, outbound, app, attendance, cursor, ip, holds),
+    ))
 }
 
 /// What a socket keeps for as long as it lives: shutdown waits for its close frame,
@@ -122,7 +142,8 @@ struct Holds {
 
 /// One client's connection, from upgrade to close.
 async fn connection(
-    socket: WebSocket,
+    mut inbound: Inbound,
+    outbound: Outbound,
     app: Arc<AppState>,
     attendance: Attendance,
     cursor: Cursor,
@@ -130,111 +151,100 @@ async fn connection(
     _holds: Holds,
 ) {
     let config = &app.config;
-    let (mut sink, stream) = socket.split();
     let room = attendance.room().clone();
-    let mut subscription = room.subscribe(cursor);
-    let (to_writer, mut from_reader) = mpsc::channel(16);
-    let reader = tokio::spawn(read_frames(stream, app.clone(), room, ip, to_writer));
-
+    let mut writer = Writer::new(&app, &room, outbound, cursor);
     let mut pings = interval_at(Instant::now() + config.ws_ping, config.ws_ping);
     // When the oldest unanswered ping must be answered by.
     let mut pong_due: Option<Instant> = None;
+    let shutdown = app.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
-        let frame = tokio::select! {
-            delivery = subscription.next() => match delivery {
-                Some(delivery) => encode(&attendance, delivery),
+        // The frames to write, and whether they are the last.
+        let (frames, last) = tokio::select! {
+            frames = writer.next(|delivery| encode(&attendance, delivery)) => match frames {
+                Some(frames) => (frames, false),
                 None => break,
             },
-            from = from_reader.recv() => match from {
-                Some(FromReader::Write(frame)) => frame,
-                Some(FromReader::Heard) => {
-                    pong_due = None;
-                    continue;
+            frame = inbound.next() => {
+                pong_due = None; // any frame proves the client is there
+                let (answer, last) = match frame {
+                    Some(frame) => read(&app, &room, ip, frame).await,
+                    None => (None, true), // the client closed or vanished
+                };
+                // The library's own answers (a pong, the close handshake) go first.
+                match (inbound.replies(), answer) {
+                    (Some(replies), Some(answer)) => ([replies, answer].concat().into(), last),
+                    (Some(frames), None) | (None, Some(frames)) => (frames, last),
+                    (None, None) if last => break,
+                    (None, None) => continue,
                 }
-                None => break, // the reader ended: the client closed or vanished
             },
             _ = pings.tick() => {
                 pong_due.get_or_insert(Instant::now() + config.ws_pong_timeout);
-                Message::Ping(Default::default())
+                (socket::ping(), false)
             }
             () = sleep_until(pong_due.unwrap_or_else(Instant::now)), if pong_due.is_some() => {
                 Counters::add(&attendance.counters().dead_closes, 1);
                 break;
             }
-            () = app.shutdown.cancelled() => close(close_code::AWAY, "server shutting down"),
+            () = &mut shutdown => (socket::close(close_code::AWAY, "server shutting down"), true),
         };
-        let closing = matches!(frame, Message::Close(_));
-        match timeout(config.slow_client_timeout, sink.send(frame)).await {
-            Ok(Ok(())) if !closing => {}
-            Ok(_) => break,
-            Err(_) => {
+        // A lent socket comes back from the fan-out before anything else is written.
+        let Some(socket) = writer.socket().await else {
+            break;
+        };
+        match socket.send(frames, config.slow_client_timeout).await {
+            Ok(()) if !last => {}
+            Ok(()) | Err(SendError::Io(_)) => break,
+            Err(SendError::Stalled) => {
                 Counters::add(&attendance.counters().slow_closes, 1);
-                let too_slow = close(close_code::AGAIN, "too slow: reconnect from your cursor");
-                give_up(&mut sink, too_slow).await;
+                let too_slow =
+                    socket::close(close_code::AGAIN, "too slow: reconnect from your cursor");
+                // Briefly: its socket is full, so the client may never read it.
+                let _ = timeout(Duration::from_secs(1), socket.send(too_slow, Duration::MAX)).await;
                 break;
             }
         }
     }
-    reader.abort();
 }
 
-/// Reads the client's frames until it closes; publishes `send` frames.
-async fn read_frames(
-    mut stream: SplitStream<WebSocket>,
-    app: Arc<AppState>,
-    room: Arc<Room>,
+/// What a frame from the client calls for: an answer to write, and whether the
+/// connection ends with it.
+async fn read(
+    app: &AppState,
+    room: &Room,
     ip: IpAddr,
-    to_writer: mpsc::Sender<FromReader>,
-) {
-    while let Some(frame) = stream.next().await {
-        // Any frame proves the client is there; if the writer is busy, it will hear
-        // from the next one.
-        let _ = to_writer.try_send(FromReader::Heard);
-        let outcome = match frame {
-            Ok(Message::Text(text)) => super::publish_frame(&app, &room, ip, &text, Via::Websocket)
-                .await
-                .map(drop),
-            Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
-            Ok(Message::Pong(_)) => Ok(()),
-            Ok(Message::Ping(_)) => Ok(()), // answered by the WebSocket library itself
-            // Read on: the next read sends the library's answering close frame, and
-            // then ends the stream.
-            Ok(Message::Close(_)) => continue,
-            Err(error) => {
-                let _ = to_writer.send(FromReader::Write(refusal(error))).await;
-                break;
-            }
-        };
-        if let Err(error) = outcome {
-            let reply = ServerFrame::<()>::Error { error }.to_text();
-            if to_writer
-                .send(FromReader::Write(Message::text(reply)))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    }
+    frame: Result<Message, tungstenite::Error>,
+) -> (Option<Bytes>, bool) {
+    let outcome = match frame {
+        Ok(Message::Text(text)) => super::publish_frame(app, room, ip, &text, Via::Websocket)
+            .await
+            .map(drop),
+        Ok(Message::Binary(_)) => Err("binary frames are not supported; send JSON text".into()),
+        // A ping is answered by the library; a close too, and the next read ends.
+        Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_)) => Ok(()),
+        Err(error) => return (Some(refusal(error)), true),
+    };
+    let answer = outcome.err().map(|error| {
+        let reply = ServerFrame::<()>::Error { error }.to_text();
+        socket::text(reply.as_bytes())
+    });
+    (answer, false)
 }
 
 /// A delivery as a text frame.
-fn encode(attendance: &Attendance, delivery: Delivery) -> Message {
-    let frame = match delivery {
+fn encode(attendance: &Attendance, delivery: Delivery) -> Bytes {
+    match delivery {
         Delivery::Message(entry) => {
-            let frame = ServerFrame::Message {
-                message: &*entry.json,
-            }
-            .to_text();
-            attendance.sent([&entry], frame.len());
+            let frame = entry.encoded::<MessageFrame>().clone();
+            attendance.sent([&entry], socket::payload_len(&frame));
             frame
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            ServerFrame::<()>::Reset { last_id }.to_text()
+            socket::text(ServerFrame::<()>::Reset { last_id }.to_text().as_bytes())
         }
-    };
-    Message::text(frame)
+    }
 }
 
 /// Whether a `Sec-WebSocket-Key` is what RFC 6455 asks for: 16 bytes in base64, which
@@ -249,29 +259,15 @@ fn is_handshake_key(key: &[u8]) -> bool {
 
 /// The close frame for a read that failed: too big (1009), a text frame that is not
 /// UTF-8 (1007), or broken framing (1002).
-fn refusal(error: axum::Error) -> Message {
-    match error
-        .into_inner()
-        .downcast::<tungstenite::Error>()
-        .map(|e| *e)
-    {
-        Ok(tungstenite::Error::Capacity(_)) => close(
+fn refusal(error: tungstenite::Error) -> Bytes {
+    match error {
+        tungstenite::Error::Capacity(_) => socket::close(
             close_code::SIZE,
             "message too big: at most 16 KiB (a message text is at most 2000 characters)",
         ),
-        Ok(tungstenite::Error::Utf8(_)) => close(close_code::INVALID, "text frame is not UTF-8"),
-        _ => close(close_code::PROTOCOL, "malformed WebSocket frame"),
+        tungstenite::Error::Utf8(_) => {
+            socket::close(close_code::INVALID, "text frame is not UTF-8")
+        }
+        _ => socket::close(close_code::PROTOCOL, "malformed WebSocket frame"),
     }
-}
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-/// Tries, briefly, to tell a stuck client why it is being closed.
-async fn give_up(sink: &mut SplitSink<WebSocket, Message>, frame: Message) {
-    let _ = timeout(Duration::from_secs(1), sink.send(frame)).await;
 }
