@@ -33,6 +33,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +47,7 @@ use super::arrival::Arrival;
 use super::cursor::{CursorParams, cursor_from};
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Encoding, Entry, Subscription};
+use crate::server::LongLived;
 use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
 use crate::state::AppState;
 use crate::stats::Counters;
@@ -74,6 +76,9 @@ pub async fn events(headers: HeaderMap, arrival: Arrival) -> Result<Response, Ap
     let attendance = arrival.attend(Transport::Sse)?;
     let events = Body::from_stream(stream_from(&arrival.app, attendance, cursor));
     Ok((
+        // On HTTP/1.1 the connection's task writes this stream itself, without hyper's
+        // buffers (the same bytes: `server/long_lived.rs`).
+        Extension(LongLived),
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
