@@ -212,7 +212,9 @@ pub async fn run(
                             let (Some(parts), Some(response)) = (parts, handoff.take()) else {
                                 return;
                             };
-                            let io = parts.io.into_inner().into_inner();
+                            // Only the socket is kept: the rest of hyper's parts (its
+                            // read buffer) is a temporary, dropped with this statement.
+                            let io = { parts }.io.into_inner().into_inner();
                             return long_lived::write(io, response).await;
                         }
                     }
