@@ -65,8 +65,8 @@ use crate::tls::Tls;
 
 use idle::{Connection, ServingBody};
 pub use idle::{IdleConnections, Serving};
-pub use long_lived::LongLived;
 use long_lived::Handoff;
+pub use long_lived::LongLived;
 use parse_errors::ParseErrorsAsJson;
 
 /// Largest request head (request line and headers) accepted; past it, 431. Browsers
@@ -165,14 +165,14 @@ pub async fn run(
                 http,
                 connection: connection.clone(),
             };
-            // An HTTP/1.1 connection's long-lived response (an SSE stream) is written by
+            // A long-lived response (an SSE stream) to an HTTP/1.1 request is written by
             // this task, not hyper (see `long_lived`).
-            let handoff = (http == HttpVersion::Http1).then(|| Arc::new(Handoff::default()));
+            let handoff = Arc::new(Handoff::default());
             let offered = handoff.clone();
             let service = service_fn(move |mut request: Request<Incoming>| {
-                let handoff = offered
-                    .clone()
-                    .filter(|_| request.version() == axum::http::Version::HTTP_11);
+                let handoff = (http == HttpVersion::Http1
+                    && request.version() == axum::http::Version::HTTP_11)
+                    .then(|| offered.clone());
                 request.extensions_mut().insert(ConnectInfo(remote));
                 if let Some(tap) = &tap {
                     request.extensions_mut().insert(tap.clone());
@@ -200,9 +200,6 @@ pub async fn run(
                     let io = TokioIo::new(ParseErrorsAsJson::new(io));
                     let served = http1.serve_connection(io, service).with_upgrades();
                     let mut served = Box::pin(served);
-                    let Some(handoff) = handoff else {
-                        unreachable!("an HTTP/1.1 connection has its hand-off slot")
-                    };
                     let handed_off = handoff.ready();
                     match serve_connection(served.as_mut(), connection, shutdown, handed_off).await
                     {

@@ -281,6 +281,24 @@ async fn sse_over_http1_is_a_chunked_response_ended_by_the_last_chunk_at_shutdow
     assert_eq!(String::from_utf8_lossy(&rest), "0\r\n\r\n");
 }
 
+/// An HTTP/1.0 client cannot read chunks: hyper serves its stream, unchunked, as
+/// before the hand-off existed.
+#[tokio::test]
+async fn sse_over_http1_0_is_served_by_hyper_without_chunks() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = "GET /api/events?since=0 HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut stream, &mut seen, "retry: 3000\n\n").await;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert_eq!(body, "retry: 3000\n\n");
+}
+
 #[tokio::test]
 async fn sse_resumes_from_last_event_id_which_wins_over_since() {
     let server = Server::start().await;

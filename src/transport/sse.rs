@@ -50,8 +50,8 @@ use super::arrival::Arrival;
 use super::cursor::{CursorParams, cursor_from};
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Encoding, Entry, Subscription};
-use crate::server::LongLived;
 use crate::protocol::{Reset, SSE_MESSAGE, SSE_RESET, SSE_RETRY, Transport};
+use crate::server::LongLived;
 use crate::state::AppState;
 use crate::stats::Counters;
 
