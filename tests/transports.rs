@@ -235,20 +235,33 @@ async fn read_until(stream: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, want
     .await;
 }
 
+/// Opens the lobby's stream with a raw `GET` in HTTP `version` and reads up to the end
+/// of `first` (the retry hint, as that version frames it): the socket, the response
+/// head and what followed it.
+async fn raw_sse(
+    server: &Server,
+    version: &str,
+    first: &str,
+) -> (tokio::net::TcpStream, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET /api/events?since=0 {version}\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut stream, &mut seen, first).await;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (stream, head.to_owned(), body.to_owned())
+}
+
 /// Over HTTP/1.1 the connection's task writes the stream itself, not hyper
 /// (`server/long_lived.rs`): on the wire it is the same chunked response, one chunk per
 /// event, ended by the last chunk when the server shuts down.
 #[tokio::test]
 async fn sse_over_http1_is_a_chunked_response_ended_by_the_last_chunk_at_shutdown() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let server = Server::start().await;
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let request = "GET /api/events?since=0 HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut seen = Vec::new();
-    read_until(&mut stream, &mut seen, "retry: 3000\n\n\r\n").await;
-    let text = String::from_utf8_lossy(&seen).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let (mut stream, head, body) = raw_sse(&server, "HTTP/1.1", "retry: 3000\n\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     for line in [
         "content-type: text/event-stream",
@@ -261,7 +274,7 @@ async fn sse_over_http1_is_a_chunked_response_ended_by_the_last_chunk_at_shutdow
     assert_eq!(body, "D\r\nretry: 3000\n\n\r\n");
 
     let posted = server.post("alice", "chunked").await;
-    seen.clear();
+    let mut seen = Vec::new();
     read_until(&mut stream, &mut seen, "\n\n\r\n").await;
     let text = String::from_utf8_lossy(&seen).into_owned();
     let (size, event) = text.split_once("\r\n").unwrap();
@@ -285,15 +298,8 @@ async fn sse_over_http1_is_a_chunked_response_ended_by_the_last_chunk_at_shutdow
 /// before the hand-off existed.
 #[tokio::test]
 async fn sse_over_http1_0_is_served_by_hyper_without_chunks() {
-    use tokio::io::AsyncWriteExt;
     let server = Server::start().await;
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let request = "GET /api/events?since=0 HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut seen = Vec::new();
-    read_until(&mut stream, &mut seen, "retry: 3000\n\n").await;
-    let text = String::from_utf8_lossy(&seen).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let (_stream, head, body) = raw_sse(&server, "HTTP/1.0", "retry: 3000\n\n").await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     assert!(!head.contains("transfer-encoding"), "{head}");
     assert_eq!(body, "retry: 3000\n\n");
