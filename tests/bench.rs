@@ -14,15 +14,14 @@ use pushlab::bench::measure::{Bench, Spec};
 use pushlab::bench::open_files;
 use pushlab::bench::server::{SPAWN_ARGS, Target};
 use pushlab::config::Config;
-use pushlab::protocol::Transport;
-use tokio::net::TcpListener;
+use pushlab::protocol::{Transport, WtDelivery};
 use tokio_util::sync::CancellationToken;
 
 async fn start_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     // As the bench runs its own servers: on loopback, with the limits off.
     let config = Config::parse_from(std::iter::once("pushlab").chain(SPAWN_ARGS));
+    let listener = pushlab::listen(&config).await.unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(pushlab::serve(listener, config, std::future::pending()));
     addr
 }
@@ -68,16 +67,30 @@ async fn every_transport_delivers_every_message_once_on_one_connection_per_clien
     }
 }
 
+/// `--webtransport-delivery`: whichever way WebTransport messages travel, each
+/// subscriber gets each message once, on the one QUIC connection it opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webtransport_delivers_every_message_once_however_messages_travel() {
+    let mut bench = bench_against(start_server().await, CancellationToken::new());
+    for delivery in [WtDelivery::StreamPerMessage, WtDelivery::Datagrams] {
+        bench.webtransport_delivery = delivery;
+        let row = bench.row(&spec(Transport::Webtransport)).await.unwrap();
+        assert!(row.is_clean(), "{delivery:?}: {row:?}");
+        assert_eq!((row.expected, row.delivered), (20, 20), "{delivery:?}");
+        assert_eq!(row.setup.connections + row.window.connections, 5);
+    }
+}
+
 /// `--http2`: the same clients over HTTP/2 and TLS, against a `--tls` server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http2_every_transport_delivers_once_and_polls_cost_fewer_bytes() {
     let plain = bench_against(start_server().await, CancellationToken::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let args = std::iter::once("pushlab")
         .chain(SPAWN_ARGS)
         .chain(["--tls"]);
     let config = Config::parse_from(args);
+    let listener = pushlab::listen(&config).await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let tls = pushlab::tls::Tls::from_config(&config).unwrap().unwrap();
     let endpoint = Endpoint::http2(addr, tls.fingerprint());
     let state = Arc::new(pushlab::AppState::open(config).await.unwrap());

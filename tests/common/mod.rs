@@ -12,7 +12,6 @@ use futures::{SinkExt, StreamExt};
 use pushlab::config::Config;
 use pushlab::protocol::{PollAnswer, SSE_MESSAGE, ServerFrame};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -48,7 +47,7 @@ impl Server {
         let mut args = vec!["pushlab", "--addr", "127.0.0.1:0"];
         args.extend_from_slice(flags);
         let config = Config::parse_from(args);
-        let listener = TcpListener::bind(config.addr).await.unwrap();
+        let listener = pushlab::listen(&config).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pushlab::serve(listener, config, async {
@@ -72,8 +71,8 @@ impl Server {
         let config = Config::parse_from(args);
         let tls = pushlab::tls::Tls::from_config(&config).unwrap().unwrap();
         let fingerprint = tls.fingerprint().to_owned();
+        let listener = pushlab::listen(&config).await.unwrap();
         let state = std::sync::Arc::new(pushlab::AppState::open(config).await.unwrap());
-        let listener = TcpListener::bind(state.config.addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pushlab::run(listener, state, Some(tls), async {
@@ -578,6 +577,28 @@ impl WtClient {
         let frame = self.next_frame().await.expect("the stream ended");
         assert_eq!(frame["type"], "message", "{frame}");
         frame["message"].clone()
+    }
+
+    /// The next frame the server sends on a unidirectional stream of its own
+    /// (`delivery=stream-per-message`), read to its FIN.
+    pub async fn next_own_stream(&self) -> Value {
+        use tokio::io::AsyncReadExt;
+        let mut own = within("a stream of its own", self.connection.accept_uni())
+            .await
+            .unwrap();
+        let mut text = String::new();
+        within("its FIN", own.read_to_string(&mut text))
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The next datagram the server sends (`delivery=datagrams`), as JSON.
+    pub async fn next_datagram(&self) -> Value {
+        let datagram = within("a datagram", self.connection.receive_datagram())
+            .await
+            .unwrap();
+        serde_json::from_slice(datagram.payload().as_ref()).unwrap()
     }
 
     /// Sends raw bytes on a new bidirectional stream and returns the server's reply.
