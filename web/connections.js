@@ -40,7 +40,7 @@ function emptyPane() {
   return {
     state: 'disconnected',
     detail: {},
-    counters: { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0 },
+    counters: { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0, wire: 0 },
     cursor: null,
     wanted: true, // should be connected (false after the user pressed Disconnect)
     messages: [],
@@ -66,6 +66,7 @@ export class Connections {
     this.listeners = new Map();
     this.channel = 'BroadcastChannel' in self ? new BroadcastChannel('pushlab') : null;
     this.statsTimer = null;
+    this.soon = null; // a pollServer() about to run (pollServerSoon)
   }
 
   /** What the page draws: this tab's room, the interval and the server's figures. */
@@ -193,6 +194,9 @@ export class Connections {
   /** A row of a room's wire tap, into the wire log of the pane it belongs to. */
   tapRow(room, row) {
     const entry = entryFromRow(row);
+    // What a transport's own exchanges weigh on the wire, both ways (Compare).
+    const transport = this.sets.get(room)?.transports[row.route];
+    if (transport) transport.counters.wire += row.bytes ?? 0;
     const kinds = row.route === 'all' ? KINDS : [paneOf(row.route)].filter(Boolean);
     for (const kind of kinds) this.publish({ type: 'wire', room, kind, entry });
   }
@@ -219,6 +223,8 @@ export class Connections {
     if (!transport) return; // a room closed meanwhile
     event.counters = { ...transport.counters };
     event.cursor = transport.cursor;
+    // Connected now: ask who is online at once rather than within 2 s.
+    if (event.type === 'status' && event.state === 'connected') this.pollServerSoon();
     this.apply(event);
     this.broadcast(event);
   }
@@ -245,6 +251,15 @@ export class Connections {
       // The server is away; the panes already say so.
     }
     this.statsTimer = setTimeout(() => this.pollServer(), 2000);
+  }
+
+  /** One /api/stats and presence round shortly, however many panes just connected. */
+  pollServerSoon() {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      this.pollServer();
+    }, 200);
   }
 
   run(command) {

@@ -67,7 +67,7 @@ describe('views', () => {
     // Server columns: open, requests, delivered, bytes sent. One WebSocket is open.
     await page.waitForFunction(() => {
       const row = document.querySelector('#live-table tr[data-transport="websocket"]');
-      return row && row.children[8].textContent === '1' && Number(row.children[10].textContent) >= 1;
+      return row && row.children[10].textContent === '1' && Number(row.children[12].textContent) >= 1;
     }, null, { timeout: 10_000 });
     const shortPoll = await page.locator('#live-table tr[data-transport="short_poll"] td').allTextContents();
     assert.ok(Number(shortPoll[0]) > 0, 'requests measured by the page');
