@@ -57,6 +57,9 @@ pub enum ApiError {
     /// A held request the fault lab cut when it had written nothing for a while.
     #[error("cut by the fault lab: idle too long (a proxy's timeout)")]
     LabIdle,
+    /// A fault the lab cannot inject on this server.
+    #[error("{0}")]
+    LabCannot(&'static str),
     #[error("no such endpoint: {}; see docs/api.md for the API", shortened(.0))]
     NotFound(String),
     #[error("method {} is not allowed on this endpoint; see docs/api.md for the API", shortened(.0))]
@@ -119,6 +122,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::LabIdle => StatusCode::GATEWAY_TIMEOUT,
+            Self::LabCannot(_) => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,

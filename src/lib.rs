@@ -95,12 +95,15 @@ fn handler(transport: Transport, body_timeout: Duration) -> Option<MethodRouter<
 }
 
 /// The fault lab's paths (see [`lab`]).
-fn lab_paths<S>(lab: Arc<lab::Lab>) -> Router<S> {
-    Router::new()
+fn lab_paths(lab: Arc<lab::Lab>) -> Router<Arc<AppState>> {
+    let faults = Router::new()
         .route("/api/lab/{id}", get(lab::show).delete(lab::clear))
         .route("/api/lab/{id}/{transport}", put(lab::set))
         .route("/api/lab/{id}/{transport}/cut", post(lab::cut))
-        .with_state(lab)
+        .with_state(lab);
+    Router::new()
+        .route("/api/lab/{id}/restart", post(lab::restart))
+        .merge(faults)
 }
 
 /// The whole HTTP API and the page, behind the host check, with its request log.

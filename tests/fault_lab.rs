@@ -315,3 +315,40 @@ async fn an_operator_can_turn_the_lab_off() {
     let message = server.post("alice", "no lab").await;
     assert_eq!(stream.next_message().await["id"], message["id"]);
 }
+
+#[tokio::test]
+async fn a_restart_of_the_hub_cuts_the_room_and_its_ids_start_again() {
+    let server = Server::start().await;
+    let page = new_tap();
+    for i in 0..3 {
+        server.post("alice", &format!("before {i}")).await;
+    }
+    // Anyone in the lobby is cut, with or without a tap; another room is not.
+    let mut lobby = SseClient::connect(&server, "?since=3", None).await;
+    let mut maths = SseClient::connect_to(&server, "/api/rooms/maths/events", "", None).await;
+    assert!(within("the retry hint", lobby.next_event()).await.is_some());
+    let url = server.url(&format!("/api/lab/{page}/restart"));
+    let response = server.http.post(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        within("the lobby's stream's end", lobby.next_event())
+            .await
+            .is_none()
+    );
+
+    let first = server.post("bob", "after the restart").await;
+    assert_eq!(first["id"], 1, "ids start again");
+    // A client back with its old cursor is told to reset, then gets the new chat.
+    let mut back = SseClient::connect(&server, "", Some("3")).await;
+    let reset = loop {
+        let event = within("the reset", back.next_event()).await.unwrap();
+        if event.event.as_deref() == Some("reset") {
+            break event;
+        }
+    };
+    // The stream carries on from before the oldest message the room holds: #1.
+    assert_eq!(reset.json()["last_id"], 0, "{reset:?}");
+    assert_eq!(back.next_message().await["id"], 1);
+    let in_maths = server.post_to("maths", "carol", "still here").await;
+    assert_eq!(maths.next_message().await["id"], in_maths["id"]);
+}

@@ -63,7 +63,8 @@ where
         };
         // A malformed tap= is refused by the tap's own layer, in front of this one.
         let page = tap_param(request.uri().query()).ok().flatten();
-        let Some(mut session) = self.lab.session(page, transport) else {
+        let room = room_of(request.uri().path());
+        let Some(mut session) = self.lab.session(page, transport, room) else {
             let refused = ApiError::Blocked(transport.name()).into_response();
             return Either::Right(Box::pin(async move { Ok(refused) }));
         };
@@ -80,6 +81,13 @@ where
             Ok(response.map(|body| Body::new(Faulty::new(body, session))))
         }))
     }
+}
+
+/// The room a transport's path names: `/api/rooms/{room}/…`, or the lobby's `/api/…`.
+fn room_of(path: &str) -> &str {
+    path.strip_prefix("/api/rooms/")
+        .and_then(|in_room| in_room.split_once('/'))
+        .map_or("lobby", |(room, _)| room)
 }
 
 /// A request the lab ended before its handler answered (a held long poll): an idle

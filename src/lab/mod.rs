@@ -5,6 +5,7 @@
 //! PUT    /api/lab/{id}/{transport}        {"blocked":true} | {"buffer_bytes":4096} |
 //!                                         {"idle_cut_s":5} | {"delay_ms":300,"bytes_per_s":2000}
 //! POST   /api/lab/{id}/{transport}/cut    cut every connection of that transport now
+//! POST   /api/lab/{id}/restart?room=R     restart the room's hub: ids start again at 1
 //! GET    /api/lab/{id}                    the faults in force
 //! DELETE /api/lab/{id}                    clear them
 //! ```
@@ -24,7 +25,11 @@
 //! - **idle_cut_s**: a response (or socket) that writes nothing for that long is cut
 //!   (a load balancer's idle timeout: keep-alive comments and pings are the answer);
 //! - **delay_ms**, **bytes_per_s**: every write waits that long, and no faster than
-//!   that rate (a slow network).
+//!   that rate (a slow network);
+//! - **restart** ([`restart`]): the room forgets its messages and its ids start again
+//!   at 1, and every connection to the room is cut, as when a server on the memory
+//!   store restarts. This one touches everyone in the room by nature (it is the
+//!   room's hub); a durable store keeps its ids, so it answers `409` there.
 //!
 //! How: [`layer::LabLayer`] sits in front of every API request, looks up the faults of
 //! the request's transport for its page (and for everyone), refuses it if blocked, and
@@ -53,6 +58,8 @@ pub use session::{Ending, Session, Ticket};
 use crate::error::ApiError;
 use crate::extract::{FromQuery, Query};
 use crate::protocol::Transport;
+use crate::room::RoomName;
+use crate::state::AppState;
 use crate::tap::valid_id;
 
 /// Pages with faults set at once, at most (a page's entry goes when it clears them).
@@ -130,11 +137,21 @@ impl Faults {
 /// Each transport's faults.
 type PerTransport = [Faults; Transport::ALL.len()];
 
-/// A cut: every connection of `transport`, of the page `page` (or of everyone).
-#[derive(Debug, Clone)]
+/// A cut: every connection of `transport` (or of all), of the page `page` (or of
+/// everyone), in `room` (or in any).
+#[derive(Debug, Clone, Default)]
 struct Cut {
     page: Option<Arc<str>>,
-    transport: Transport,
+    transport: Option<Transport>,
+    room: Option<Arc<str>>,
+}
+
+impl Cut {
+    fn names(&self, page: Option<&Arc<str>>, transport: Transport, room: &str) -> bool {
+        self.page.as_ref().is_none_or(|cut| Some(cut) == page)
+            && self.transport.is_none_or(|cut| cut == transport)
+            && self.room.as_deref().is_none_or(|cut| cut == room)
+    }
 }
 
 /// The lab's state: the faults in force and the cuts to deliver.
@@ -165,9 +182,9 @@ impl Lab {
         self.enabled
     }
 
-    /// What a request of `transport` from `page` meets: `None` when it is blocked,
-    /// else the session that applies the rest.
-    pub fn session(&self, page: Option<&str>, transport: Transport) -> Option<Session> {
+    /// What a request of `transport` from `page` in `room` meets: `None` when it is
+    /// blocked, else the session that applies the rest.
+    pub fn session(&self, page: Option<&str>, transport: Transport, room: &str) -> Option<Session> {
         let faults = {
             let faulted = lock(&self.faults);
             let everyone = &faulted.everyone[transport as usize];
@@ -180,18 +197,14 @@ impl Lab {
             return None;
         }
         let page: Option<Arc<str>> = page.map(Arc::from);
+        let room: Arc<str> = Arc::from(room);
         let mut cuts = self.cuts.subscribe();
-        // Resolves at the first cut that names this connection's page (or everyone)
-        // and transport; a lagging receiver missed some cuts and ends to be safe.
+        // Resolves at the first cut that names this connection; a lagging receiver
+        // missed some cuts and ends to be safe.
         let cut = async move {
             loop {
                 match cuts.recv().await {
-                    Ok(cut)
-                        if cut.transport == transport
-                            && (cut.page.is_none() || cut.page == page) =>
-                    {
-                        return;
-                    }
+                    Ok(cut) if cut.names(page.as_ref(), transport, &room) => return,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
@@ -201,13 +214,10 @@ impl Lab {
         Some(Session::new(faults, Box::pin(cut)))
     }
 
-    /// Cut every open connection of `transport`, of `page` or of everyone.
-    fn cut(&self, page: Option<&str>, transport: Transport) {
+    /// Cut every open connection `cut` names.
+    fn cut(&self, cut: Cut) {
         // No receiver means nothing is open: nothing to cut.
-        let _ = self.cuts.send(Cut {
-            page: page.map(Arc::from),
-            transport,
-        });
+        let _ = self.cuts.send(cut);
     }
 
     fn set(
@@ -344,10 +354,52 @@ pub async fn cut(
 ) -> Result<Json<Value>, ApiError> {
     let page = scope(&lab, &id, &everyone)?;
     let transport = transport(&name)?;
-    lab.cut(page, transport);
+    lab.cut(Cut {
+        page: page.map(Arc::from),
+        transport: Some(transport),
+        room: None,
+    });
     Ok(Json(
         json!({ "cut": transport.name(), "everyone": page.is_none() }),
     ))
+}
+
+/// `?room=NAME`: the room to restart (the lobby when absent).
+#[derive(Default)]
+pub struct InRoom {
+    room: Option<String>,
+}
+
+impl FromQuery for InRoom {
+    fn pair(&mut self, key: &str, value: std::borrow::Cow<'_, str>) {
+        if key == "room" {
+            self.room = Some(value.into_owned());
+        }
+    }
+}
+
+/// `POST /api/lab/{id}/restart?room=NAME`: the room's ids start again at 1, and every
+/// connection to it is cut (everyone's: it is the room's hub).
+pub async fn restart(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(InRoom { room }): Query<InRoom>,
+) -> Result<Json<Value>, ApiError> {
+    scope(&app.lab, &id, &Everyone::default())?;
+    let room = match room {
+        Some(name) => RoomName::new(&name)?,
+        None => RoomName::lobby(),
+    };
+    if !app.hub.restart(&room) {
+        return Err(ApiError::LabCannot(
+            "the store keeps its ids: a restart of the hub needs --store memory",
+        ));
+    }
+    app.lab.cut(Cut {
+        room: Some(Arc::from(room.as_str())),
+        ..Cut::default()
+    });
+    Ok(Json(json!({ "restarted": room })))
 }
 
 /// `DELETE /api/lab/{id}` (with `?everyone=true`, everyone's faults too).
