@@ -9,6 +9,7 @@ import { Connections } from './connections.js';
 import { KINDS, transportOf } from './transports/index.js';
 import { roomPath } from './transports/transport.js';
 import { PaneView, formatBytes } from './pane.js';
+import { setupLab } from './lab.js';
 import { apply, initialLanguage, language, onLanguageChange, setLanguage, t, translate } from './i18n.js';
 
 const openedAt = Date.now();
@@ -397,6 +398,10 @@ function renderOnline(presence) {
   }
 }
 renderOnline(null);
+
+// ---- fault lab ------------------------------------------------------------
+
+setupLab(connections);
 
 // ---- go -------------------------------------------------------------------
 

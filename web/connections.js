@@ -201,6 +201,15 @@ export class Connections {
     for (const kind of kinds) this.publish({ type: 'wire', room, kind, entry });
   }
 
+  /**
+   * The id the fault lab knows this page's connections by (their wire tap's), for
+   * this tab's room; null in a follower tab or without the tap.
+   */
+  labId() {
+    const tap = this.role === 'leader' ? this.sets.get(this.room)?.tap : null;
+    return tap?.live ? tap.id : null;
+  }
+
   /** The query for this tab's own POSTs: recorded in its room's tap when this tab leads. */
   postQuery() {
     const tap = this.role === 'leader' ? this.sets.get(this.room)?.tap : null;
