@@ -343,7 +343,9 @@ setInterval(renderLive, 1000);
 // HTTP/1.1 that is a connection per held stream; over HTTP/2, one for everything.
 function renderCarriers(presence) {
   const mine = (presence?.clients ?? []).filter((seat) => seat.client === client);
-  for (const kind of KINDS) panes[kind].setCarrier(mine.find((seat) => seat.transport === kind) ?? null);
+  // The automatic client has no seat of its own: it is seated as the technique it is on.
+  const seatOf = (kind) => (kind === 'auto' ? panes.auto.via : kind);
+  for (const kind of KINDS) panes[kind].setCarrier(mine.find((seat) => seat.transport === seatOf(kind)) ?? null);
   const summary = $('#carriers');
   summary.hidden = mine.length === 0;
   if (mine.length === 0) return;

@@ -142,7 +142,7 @@ export class Connections {
     }
     if (!this.sets.has(room)) {
       if (!this.rooms.has(room)) this.rooms.set(room, model ?? emptyRoom());
-      const set = { tap: new WireTap(), watchers: new Set() };
+      const set = { tap: new WireTap(), watchers: new Set(), autoConnections: new Set() };
       set.transports = this.open(room, set.tap);
       this.sets.set(room, set);
       // Open the tap first, so that the very first requests are recorded too.
@@ -194,10 +194,19 @@ export class Connections {
   /** A row of a room's wire tap, into the wire log of the pane it belongs to. */
   tapRow(room, row) {
     const entry = entryFromRow(row);
+    const set = this.sets.get(room);
+    if (!set) return;
+    // The automatic client's requests carry auto=1: the rows of their connection are
+    // its pane's, until that connection carries another request.
+    if (row.kind === 'request') {
+      if (/[?&]auto=1(&|\s|$)/.test(row.summary)) set.autoConnections.add(row.conn);
+      else set.autoConnections.delete(row.conn);
+    }
+    const route = set.autoConnections.has(row.conn) ? 'auto' : row.route;
     // What a transport's own exchanges weigh on the wire, both ways (Compare).
-    const transport = this.sets.get(room)?.transports[row.route];
+    const transport = set.transports[route];
     if (transport) transport.counters.wire += row.bytes ?? 0;
-    const kinds = row.route === 'all' ? KINDS : [paneOf(row.route)].filter(Boolean);
+    const kinds = route === 'all' ? KINDS : [paneOf(route)].filter(Boolean);
     for (const kind of kinds) this.publish({ type: 'wire', room, kind, entry });
   }
 

@@ -8,7 +8,7 @@
 // has that id, so the panel works there.
 
 import { t, translate } from './i18n.js';
-import { KINDS, transportOf } from './transports/index.js';
+import { LADDER } from './transports/auto.js';
 
 const $ = (selector) => document.querySelector(selector);
 const NUMBERS = ['buffer_bytes', 'idle_cut_s', 'delay_ms', 'bytes_per_s'];
@@ -17,8 +17,9 @@ const NUMBERS = ['buffer_bytes', 'idle_cut_s', 'delay_ms', 'bytes_per_s'];
 export function setupLab(connections) {
   const form = $('#lab-form');
   const select = $('#lab-transport');
-  // The transports whose connections the server holds over TCP (not WebTransport).
-  for (const kind of KINDS.filter((k) => transportOf(k).tapped)) {
+  // The transports whose connections the server holds over TCP (not WebTransport):
+  // the automatic client's ladder. Its own connections meet the same faults.
+  for (const { kind } of LADDER) {
     const option = translate(document.createElement('option'), `name.${kind}`);
     option.value = kind;
     select.append(option);

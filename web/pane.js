@@ -34,6 +34,7 @@ export class PaneView {
     this.lastLatency = null;
     this.newest = 0;
     this.state = 'disconnected';
+    this.via = null; // the automatic client's current technique
     this.outage = null; // { from: cursor, reset } between losing the connection and getting it back
     this.resumed = null; // the last "resumed" notice, until a message follows it
     this.follow = true; // keep the newest message in view (false while the reader scrolled up)
@@ -91,6 +92,10 @@ export class PaneView {
    */
   setState(state, detail = {}) {
     this.state = state;
+    if (detail.via) {
+      this.via = detail.via;
+      this.root.dataset.via = detail.via;
+    }
     this.root.dataset.state = state;
     this.renderState();
     const outage = state === 'dropped' || state === 'reconnecting' || state === 'connecting';
@@ -106,6 +111,11 @@ export class PaneView {
     } else if (state === 'connected' && this.outage) {
       const { from, reset } = this.outage;
       this.outage = null;
+      // The automatic client changed technique: say which, and why.
+      if (detail.switched) {
+        const { from: was, to, why } = detail.switched;
+        this.notice('notice.switched', { from: t(`name.${was}`), to: t(`name.${to}`), why: t(`why.${why?.reason ?? 'upgrade'}`) });
+      }
       // A first connection has nothing to resume; after a reset the reset notice
       // already says how it carried on.
       if (from !== null && !reset) this.resumed = this.notice('notice.resumed', { cursor: from });
@@ -118,6 +128,10 @@ export class PaneView {
 
   renderState() {
     translate(this.root.querySelector('[data-field="state"]'), `state.${this.state}`);
+    // The automatic client says which technique carries it now.
+    const via = this.root.querySelector('[data-field="via"]');
+    via.hidden = !this.via;
+    if (this.via) translate(via, 'pane.via', { via: t(`name.${this.via}`) });
     const toggle = this.root.querySelector('[data-action="toggle"]');
     const off = this.state === 'disconnected';
     translate(toggle, off ? 'pane.connect' : 'pane.disconnect');

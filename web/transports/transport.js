@@ -70,6 +70,7 @@ export class Transport {
     this.running = false; // connect() was called and disconnect() was not
     this.epoch = 0; // bumped on every (re)start, so stale callbacks can tell they are stale
     this.resumeTimer = null;
+    this.mark = ''; // a query parameter set to 1 on every request, naming who asks (auto.js)
   }
 
   onMessage(fn) { this.listeners.message.push(fn); }
@@ -149,6 +150,7 @@ export class Transport {
     if (this.client) q.set('client', this.client);
     if (this.name) q.set('name', this.name);
     for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
+    if (this.mark) q.set(this.mark, '1');
     if (this.tap) q.set('tap', this.tap);
     return q.toString();
   }
