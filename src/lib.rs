@@ -150,6 +150,24 @@ pub fn app(state: Arc<AppState>) -> App {
     RequestLogLayer::routine(routine).layer(app)
 }
 
+/// Listens for HTTP on `config.addr`. With `--webtransport` the same port number is
+/// needed on UDP for QUIC: when the port is left to the kernel (`:0`), it picks TCP
+/// ports until one is free on UDP too (QUIC clients hold UDP ports from the same range).
+pub async fn listen(config: &Config) -> io::Result<TcpListener> {
+    let tries = if config.webtransport && config.addr.port() == 0 {
+        100
+    } else {
+        1
+    };
+    for _ in 1..tries {
+        let listener = TcpListener::bind(config.addr).await?;
+        if std::net::UdpSocket::bind(listener.local_addr()?).is_ok() {
+            return Ok(listener);
+        }
+    }
+    TcpListener::bind(config.addr).await
+}
+
 /// Makes the certificate (with `--tls`) and opens the store, then serves until
 /// `shutdown` completes; see [`run`].
 pub async fn serve(

@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 use pushlab::AppState;
 use pushlab::config::{Config, LogFormat};
 use pushlab::tls::Tls;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -63,7 +62,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let addr = config.addr;
     let tls = Tls::from_config(&config)?;
     let state = AppState::open(config).await?;
-    let listener = TcpListener::bind(addr)
+    let listener = pushlab::listen(&state.config)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let scheme = pushlab::tls::scheme(tls.as_ref());

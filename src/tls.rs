@@ -124,11 +124,9 @@ impl Tls {
     }
 }
 
-/// A certificate for `ip` (unless it is a wildcard like 0.0.0.0), `localhost` and the
-/// loopback addresses, signed by a key made for it now.
-fn self_signed(
-    ip: IpAddr,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+/// The names a development certificate is made for: `ip` (unless it is a wildcard like
+/// 0.0.0.0), `localhost` and the loopback addresses.
+pub fn self_signed_names(ip: IpAddr) -> Vec<String> {
     let mut names = vec![
         "localhost".to_owned(),
         Ipv4Addr::LOCALHOST.to_string(),
@@ -137,7 +135,14 @@ fn self_signed(
     if !ip.is_unspecified() && !ip.is_loopback() {
         names.push(ip.to_string());
     }
-    let mut params = rcgen::CertificateParams::new(names)?;
+    names
+}
+
+/// A certificate for [`self_signed_names`], signed by a key made for it now.
+fn self_signed(
+    ip: IpAddr,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let mut params = rcgen::CertificateParams::new(self_signed_names(ip))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "pushlab (self-signed)");

@@ -15,14 +15,13 @@ use pushlab::bench::open_files;
 use pushlab::bench::server::{SPAWN_ARGS, Target};
 use pushlab::config::Config;
 use pushlab::protocol::Transport;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 async fn start_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     // As the bench runs its own servers: on loopback, with the limits off.
     let config = Config::parse_from(std::iter::once("pushlab").chain(SPAWN_ARGS));
+    let listener = pushlab::listen(&config).await.unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(pushlab::serve(listener, config, std::future::pending()));
     addr
 }
@@ -72,12 +71,12 @@ async fn every_transport_delivers_every_message_once_on_one_connection_per_clien
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http2_every_transport_delivers_once_and_polls_cost_fewer_bytes() {
     let plain = bench_against(start_server().await, CancellationToken::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let args = std::iter::once("pushlab")
         .chain(SPAWN_ARGS)
         .chain(["--tls"]);
     let config = Config::parse_from(args);
+    let listener = pushlab::listen(&config).await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let tls = pushlab::tls::Tls::from_config(&config).unwrap().unwrap();
     let endpoint = Endpoint::http2(addr, tls.fingerprint());
     let state = Arc::new(pushlab::AppState::open(config).await.unwrap());

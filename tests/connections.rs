@@ -7,9 +7,9 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{Server, raw_http, within};
+use common::{Server, eventually, raw_http, within};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -51,10 +51,27 @@ async fn a_connection_that_never_sends_a_request_is_closed() {
 }
 
 #[tokio::test]
+async fn a_new_connection_has_the_whole_first_request_deadline_even_past_the_keep_alive_one() {
+    let server =
+        Server::start_with(&["--header-timeout", "1", "--keep-alive-timeout", "0.1"]).await;
+    let opened = Instant::now();
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(closed_by_server(&mut silent).await, "");
+    let lasted = opened.elapsed();
+    assert!(lasted >= Duration::from_secs(1), "closed after {lasted:?}");
+}
+
+#[tokio::test]
 async fn a_kept_alive_connection_that_sends_no_next_request_is_closed() {
     let server =
         Server::start_with(&["--keep-alive-timeout", "0.3", "--header-timeout", "60"]).await;
     let mut kept = TcpStream::connect(server.addr).await.unwrap();
+    // Its first request comes only once the server counts it idle, waiting on the
+    // (long) first-request deadline: the keep-alive deadline that follows is shorter.
+    eventually("the connection to be idle", || async {
+        metric(&server, "pushlab_idle_connections").await >= 1
+    })
+    .await;
     kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();

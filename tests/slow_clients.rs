@@ -75,7 +75,10 @@ async fn stalled_readers_cost_bounded_memory_and_slow_nobody_down() {
     // Thousands of maximal messages in two rounds, each more than the live channel
     // holds. Whatever is held for the stalled clients is bounded by the live channel,
     // shared by all subscribers: the second round must not grow the server the way a
-    // queue per stalled client would (by the round's size for each).
+    // queue per stalled client would (by the round's size for each of the two, twice
+    // the round). What the allocator keeps from one round to the next varies with the
+    // threads' scheduling (0.58 of a round was seen with both cores busy), hence
+    // one round's margin.
     let round = 1100;
     flood(&server, round, &mut healthy).await;
     let after_first = rss_bytes();
@@ -83,7 +86,7 @@ async fn stalled_readers_cost_bounded_memory_and_slow_nobody_down() {
     let grown = rss_bytes().saturating_sub(after_first);
     let round_bytes = (round * big_text().len()) as u64;
     assert!(
-        grown < round_bytes / 2,
+        grown < round_bytes,
         "grew {grown} bytes in a round of {round_bytes}"
     );
 

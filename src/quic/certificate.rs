@@ -14,7 +14,7 @@
 //! makes a new one halfway through its life ([`RENEW_AFTER`]): a page that connects
 //! after that gets the new hash, a session already open keeps its connection.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
@@ -57,14 +57,7 @@ impl DevCertificate {
     /// A certificate for `ip` (unless it is a wildcard like 0.0.0.0), `localhost` and
     /// the loopback addresses.
     pub fn new(ip: IpAddr) -> Result<Self, InvalidSan> {
-        let mut names = vec![
-            "localhost".to_owned(),
-            Ipv4Addr::LOCALHOST.to_string(),
-            Ipv6Addr::LOCALHOST.to_string(),
-        ];
-        if !ip.is_unspecified() && !ip.is_loopback() {
-            names.push(ip.to_string());
-        }
+        let names = crate::tls::self_signed_names(ip);
         let current = RwLock::new(make(&names)?);
         Ok(Self { names, current })
     }
@@ -115,6 +108,7 @@ fn make(names: &[String]) -> Result<Current, InvalidSan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn a_renewed_certificate_has_a_new_hash() {

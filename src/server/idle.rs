@@ -218,25 +218,26 @@ impl Connection {
         let close = self.closer.close.cancelled();
         tokio::pin!(close);
         loop {
-            // What to look at next: the deadline of the idle period in progress, or,
-            // while serving, a keep-alive period from now (an idle period starting
-            // meanwhile ends after that, so its deadline is not missed).
-            let (wake, idle_since) = match *self.phase() {
-                Phase::Idle { since, first: true } => {
-                    (since + self.idle.first_request, Some(since))
-                }
-                Phase::Idle { since, .. } => (since + self.idle.keep_alive, Some(since)),
-                Phase::Serving(_) => (Instant::now() + self.idle.keep_alive, None),
+            // The deadline of the idle period in progress, if it has passed: close.
+            let now = Instant::now();
+            let deadline = match *self.phase() {
+                Phase::Idle { since, first: true } => Some(since + self.idle.first_request),
+                Phase::Idle { since, .. } => Some(since + self.idle.keep_alive),
+                Phase::Serving(_) => None,
             };
+            if deadline.is_some_and(|deadline| deadline <= now) {
+                self.idle.timed_out.fetch_add(1, Relaxed);
+                return;
+            }
+            // Look again at that deadline, but never later than a keep-alive period
+            // from now: an idle period that starts meanwhile (after a request served
+            // meanwhile) ends after that, so its deadline is not missed, even when the
+            // first request's deadline is the longer one.
+            let soon = now + self.idle.keep_alive;
+            let wake = deadline.map_or(soon, |deadline| deadline.min(soon));
             tokio::select! {
                 () = &mut close => return,
                 () = sleep_until(wake) => {}
-            }
-            let phase = *self.phase();
-            let still = matches!(phase, Phase::Idle { since, .. } if Some(since) == idle_since);
-            if still {
-                self.idle.timed_out.fetch_add(1, Relaxed);
-                return;
             }
         }
     }

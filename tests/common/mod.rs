@@ -12,7 +12,6 @@ use futures::{SinkExt, StreamExt};
 use pushlab::config::Config;
 use pushlab::protocol::{PollAnswer, SSE_MESSAGE, ServerFrame};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -56,7 +55,7 @@ impl Server {
         let mut args = vec!["pushlab", "--addr", "127.0.0.1:0"];
         args.extend_from_slice(flags);
         let config = Config::parse_from(args);
-        let listener = TcpListener::bind(config.addr).await.unwrap();
+        let listener = pushlab::listen(&config).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pushlab::serve(listener, config, async {
@@ -80,8 +79,8 @@ impl Server {
         let config = Config::parse_from(args);
         let tls = pushlab::tls::Tls::from_config(&config).unwrap().unwrap();
         let fingerprint = tls.fingerprint().to_owned();
+        let listener = pushlab::listen(&config).await.unwrap();
         let state = std::sync::Arc::new(pushlab::AppState::open(config).await.unwrap());
-        let listener = TcpListener::bind(state.config.addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(pushlab::run(listener, state, Some(tls), async {
