@@ -8,17 +8,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   KINDS, closeApp, openApp, openPage, pane, repo, startServer, unique, waitAllConnected, waitMessageEverywhere, waitTextEverywhere,
+  waitState,
 } from '../lib/harness.js';
 
 const PROJECTOR = { width: 1280, height: 720 };
-
-async function waitState(page, kind, state, timeout = 10_000) {
-  await page.waitForFunction(
-    ({ kind, state }) => document.querySelector(`.pane[data-transport="${kind}"]`).dataset.state === state,
-    { kind, state },
-    { timeout },
-  );
-}
 
 /** The classes of a pane's notices, in order ('lost', 'resumed', 'restarted' …). */
 function noticesOf(page, kind) {

@@ -5,15 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   KINDS, closeApp, openApp, openPage, pane, unique, waitAllConnected, waitMessageEverywhere, waitTextEverywhere,
+  waitState,
 } from '../lib/harness.js';
-
-async function waitState(page, kind, state, timeout = 10_000) {
-  await page.waitForFunction(
-    ({ kind, state }) => document.querySelector(`.pane[data-transport="${kind}"]`).dataset.state === state,
-    { kind, state },
-    { timeout },
-  );
-}
 
 async function labStatus(page, pattern) {
   await page.waitForFunction((source) => new RegExp(source).test(document.querySelector('#lab-status').textContent), pattern.source);

@@ -55,8 +55,12 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let transport = transport_of(request.method(), request.uri().path())
-            .filter(|_| self.lab.enabled())
+        // Off, one check; on, only a transport's requests meet the lab.
+        let transport = self
+            .lab
+            .enabled()
+            .then(|| transport_of(request.method(), request.uri().path()))
+            .flatten()
             .filter(|t| *t != Transport::Webtransport);
         let Some(transport) = transport else {
             return Either::Left(self.inner.call(request));
