@@ -37,6 +37,7 @@ export class PaneView {
     this.via = null; // the automatic client's current technique
     this.outage = null; // { from: cursor, reset } between losing the connection and getting it back
     this.resumed = null; // the last "resumed" notice, until a message follows it
+    this.catchUp = null; // { item, from, base, at } while the messages of the outage arrive
     this.follow = true; // keep the newest message in view (false while the reader scrolled up)
     this.counters = { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0 };
 
@@ -102,14 +103,15 @@ export class PaneView {
     if (outage && this.outage === null) {
       // The outage begins: remember where, so "resumed from" names that cursor and
       // not the one reached by the messages that caught up.
-      this.outage = { from: detail.cursor ?? null, reset: false };
+      this.outage = { from: detail.cursor ?? null, reset: false, base: { ...this.counters } };
+      this.catchUp = null;
       if (state === 'dropped') {
         this.notice('notice.dropped', { cursor: detail.cursor ?? '–', seconds: (detail.resumeIn ?? 0) / 1000 });
       } else if (detail.error) {
         this.notice(`notice.lost.${detail.error.reason}`, { ...detail.error, cursor: detail.cursor ?? '–' });
       }
     } else if (state === 'connected' && this.outage) {
-      const { from, reset } = this.outage;
+      const { from, reset, base } = this.outage;
       this.outage = null;
       // The automatic client changed technique: say which, and why.
       if (detail.switched) {
@@ -118,12 +120,30 @@ export class PaneView {
       }
       // A first connection has nothing to resume; after a reset the reset notice
       // already says how it carried on.
-      if (from !== null && !reset) this.resumed = this.notice('notice.resumed', { cursor: from });
+      if (from !== null && !reset) {
+        this.resumed = this.notice('notice.resumed', this.resumeParams(from, base));
+        this.catchUp = { item: this.resumed, from, base, at: Date.now() };
+      }
     } else if (state === 'disconnected') {
       this.outage = null;
       // The technique cannot work here (the browser, the page's address or the server): say why.
       if (detail.unavailable) this.notice(detail.unavailable, {});
     }
+  }
+
+  /**
+   * What a resume says: where from, how many messages of the outage it caught up
+   * (nothing lost: the cursor saw to it), and what the outage cost in requests and
+   * bytes since the connection was lost.
+   */
+  resumeParams(from, base) {
+    const c = this.counters;
+    return {
+      cursor: from,
+      missed: c.messages - base.messages,
+      requests: c.requests - base.requests,
+      bytes: formatBytes(Math.max(0, c.bytes - base.bytes)),
+    };
   }
 
   renderState() {
@@ -234,6 +254,14 @@ export class PaneView {
     }
     item.append(id, author, text, meta);
     this.resumed = null; // a message came after it: the resume stands
+    // A message of the outage (sent before the resume) is one more caught up; the
+    // first one sent after it ends the catch-up.
+    if (this.catchUp && sentAt < this.catchUp.at) {
+      const { item: notice, from, base } = this.catchUp;
+      translate(notice, 'notice.resumed', this.resumeParams(from, base));
+    } else {
+      this.catchUp = null;
+    }
     // Usually the newest; a snapshot from another tab may bring older ones late.
     const later = message.id < this.newest
       ? [...this.list.querySelectorAll('.msg')].find((li) => Number(li.dataset.id) > message.id)
@@ -252,6 +280,7 @@ export class PaneView {
     // Streams open before the server says "reset": a "resumed" just before it was wrong.
     if (this.resumed) this.resumed.remove();
     this.resumed = null;
+    this.catchUp = null;
     if (this.outage) this.outage.reset = true;
     const restarted = info.cursor !== null && typeof info.lastId === 'number' && info.lastId < info.cursor;
     const item = this.notice(restarted ? 'notice.restarted' : 'notice.reset', { cursor: info.cursor ?? '–', lastId: info.lastId });

@@ -105,7 +105,8 @@ describe('the page on a projector', () => {
     for (let i = 0; i < 3; i++) last = await server.post('meanwhile', unique(`while dropped ${i}`));
     await pane(page, 'short_poll').locator(`.msg[data-id="${last.id}"]`).waitFor({ timeout: 10_000 });
     const resumed = pane(page, 'short_poll').locator('.notice-resumed').last();
-    assert.match(await resumed.textContent(), new RegExp(`from cursor ${cursor}:`));
+    assert.match(await resumed.textContent(), new RegExp(`from cursor ${cursor}: 3 messages of the outage caught up, nothing lost`));
+    assert.match(await resumed.textContent(), /The outage cost [1-9]\d* requests and \d/);
     // Announced to screen readers too: the pane's live region says the same.
     const announce = pane(page, 'short_poll').locator('[data-field="announce"]');
     assert.equal(await announce.getAttribute('aria-live'), 'polite');
