@@ -14,7 +14,7 @@ use pushlab::bench::measure::{Bench, Spec};
 use pushlab::bench::open_files;
 use pushlab::bench::server::{SPAWN_ARGS, Target};
 use pushlab::config::Config;
-use pushlab::protocol::Transport;
+use pushlab::protocol::{Transport, WtDelivery};
 use tokio_util::sync::CancellationToken;
 
 async fn start_server() -> SocketAddr {
@@ -64,6 +64,20 @@ async fn every_transport_delivers_every_message_once_on_one_connection_per_clien
         }
         assert!(row.window.bytes > 0);
         assert!(row.server.is_none(), "no pid given: no /proc figures");
+    }
+}
+
+/// `--webtransport-delivery`: whichever way WebTransport messages travel, each
+/// subscriber gets each message once, on the one QUIC connection it opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webtransport_delivers_every_message_once_however_messages_travel() {
+    let mut bench = bench_against(start_server().await, CancellationToken::new());
+    for delivery in [WtDelivery::StreamPerMessage, WtDelivery::Datagrams] {
+        bench.webtransport_delivery = delivery;
+        let row = bench.row(&spec(Transport::Webtransport)).await.unwrap();
+        assert!(row.is_clean(), "{delivery:?}: {row:?}");
+        assert_eq!((row.expected, row.delivered), (20, 20), "{delivery:?}");
+        assert_eq!(row.setup.connections + row.window.connections, 5);
     }
 }
 

@@ -1,14 +1,16 @@
-//! Slow, stalled and vanished clients: nobody else slows down, memory stays bounded,
-//! nothing is silently skipped, and a stuck client is closed with a reason.
+//! Slow, stalled and vanished clients (over TCP and over QUIC): nobody else slows down,
+//! memory stays bounded, nothing is silently skipped, and a stuck client is closed
+//! with a reason.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, SseClient, WsClient, eventually, tiny_buffer_socket, within};
+use common::{Server, SseClient, WsClient, WtClient, eventually, tiny_buffer_socket, within};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
+use wtransport::error::ConnectionError;
 
 /// The server's resident memory (the server runs in this test process).
 fn rss_bytes() -> u64 {
@@ -191,6 +193,51 @@ async fn stalled_readers_are_cut_off_and_what_they_got_has_no_gap() {
         next_id > 1,
         "the stalled SSE client got messages before it stalled"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webtransport_session_that_stops_reading_is_closed_as_too_slow_and_resumes_without_loss()
+{
+    let server = Server::start_with(&[
+        "--webtransport",
+        "--publish-rate",
+        "0",
+        "--slow-client-timeout",
+        "1",
+    ])
+    .await;
+    let mut stalled = WtClient::connect(&server, "/api/webtransport?since=0").await;
+    let mut healthy = WsClient::connect(&server, "?since=0").await;
+    // More than the stream's QUIC flow-control window (quinn's default, 1.25 MB), which
+    // the stalled client's stack fills and then stops granting: the server's write
+    // waits for credit that never comes.
+    let n = (2 << 20) / big_text().len() as u64 + 1;
+    flood(&server, n as usize, &mut healthy).await;
+
+    eventually("the stalled session to be closed as too slow", || async {
+        stat(&server, "webtransport", "slow_closes").await == 1
+            && stat(&server, "webtransport", "open").await == 0
+    })
+    .await;
+    // The reason comes with the QUIC close (a full stream cannot carry a `close` line).
+    match within("the session to close", stalled.connection.closed()).await {
+        ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.code().into_inner(), 1013);
+            assert!(String::from_utf8_lossy(close.reason()).contains("too slow"));
+        }
+        other => panic!("closed otherwise: {other}"),
+    }
+
+    // Resuming from the last id it read, the client gets the rest, in order.
+    let mut last = 0;
+    while let Some(frame) = stalled.next_frame().await {
+        assert_eq!(frame["message"]["id"], last + 1, "no gap before the close");
+        last += 1;
+    }
+    let mut again = WtClient::connect(&server, &format!("/api/webtransport?since={last}")).await;
+    for id in last + 1..=n {
+        assert_eq!(again.next_message().await["id"], id);
+    }
 }
 
 #[tokio::test]

@@ -78,6 +78,36 @@ async fn a_dropped_session_resumes_from_its_cursor_without_loss() {
 }
 
 #[tokio::test]
+async fn a_session_may_ask_for_a_stream_per_message() {
+    let server = server().await;
+    server.post("ann", "history").await;
+    let path = "/api/webtransport?since=0&delivery=stream-per-message";
+    let session = WtClient::connect(&server, path).await;
+    assert_eq!(
+        session.next_own_stream().await["message"]["text"],
+        "history"
+    );
+    let posted = server.post("bob", "live").await;
+    assert_eq!(session.next_own_stream().await["message"], posted);
+}
+
+#[tokio::test]
+async fn with_datagrams_history_comes_on_the_stream_and_live_messages_as_datagrams() {
+    let server = server().await;
+    server.post("ann", "history").await;
+    let path = "/api/webtransport?since=0&delivery=datagrams";
+    let mut session = WtClient::connect(&server, path).await;
+    // Read before publishing: the session has begun, so what follows is live.
+    assert_eq!(session.next_message().await["text"], "history");
+
+    let posted = server.post("bob", "live").await;
+    assert_eq!(session.next_datagram().await["message"], posted);
+    // A message bigger than a datagram can be goes on the stream.
+    let posted = server.post("bob", &"字".repeat(2000)).await;
+    assert_eq!(session.next_message().await, posted);
+}
+
+#[tokio::test]
 async fn a_cursor_older_than_the_history_gets_a_reset() {
     let server = Server::start_with(&["--webtransport", "--history", "2"]).await;
     for text in ["1", "2", "3", "4"] {
@@ -122,6 +152,7 @@ async fn bad_input_gets_a_clear_error() {
     for (path, word) in [
         ("/api/webtransport?since=abc", "since"),
         ("/api/rooms/no%20spaces/webtransport", "room"),
+        ("/api/webtransport?delivery=pigeon", "delivery"),
     ] {
         let mut session = WtClient::connect(&server, path).await;
         let close = session.next_frame().await.unwrap();

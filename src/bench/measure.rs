@@ -28,7 +28,7 @@ use super::client::{self, Countdown, Run, publisher};
 use super::server::{Process, ProcessSample, Server, Target};
 use super::tally::Tally;
 use super::wire::{Wire, WireSnapshot};
-use crate::protocol::Transport;
+use crate::protocol::{Transport, WtDelivery};
 
 /// Percentiles kept for the latency chart: every whole percent, and the tail.
 const CURVE: [f64; 4] = [99.5, 99.9, 99.99, 100.0];
@@ -84,6 +84,8 @@ pub struct Bench {
     pub target: Target,
     pub limit: super::open_files::FileLimit,
     pub poll_interval: Duration,
+    /// How WebTransport subscribers ask for their messages (`stream` unless set).
+    pub webtransport_delivery: WtDelivery,
     pub connect_concurrency: usize,
     pub stop: CancellationToken,
     pub progress: indicatif::MultiProgress,
@@ -211,6 +213,7 @@ impl Bench {
             target,
             limit,
             poll_interval,
+            webtransport_delivery: WtDelivery::default(),
             connect_concurrency,
             stop,
             progress: indicatif::MultiProgress::new(),
@@ -240,6 +243,7 @@ impl Bench {
             other_rooms: spec.other_rooms,
             per_other_room,
             poll_interval: self.poll_interval,
+            webtransport_delivery: self.webtransport_delivery,
             epoch: Instant::now(),
             wire: Arc::new(Wire::default()),
             requests: Default::default(),

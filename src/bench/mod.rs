@@ -34,7 +34,7 @@ use self::measure::Bench;
 use self::report::{Machine, Results};
 use self::server::Target;
 use self::workload::{CapacitySearch, ThroughputSearch};
-use crate::protocol::Transport;
+use crate::protocol::{Transport, WtDelivery};
 use crate::stats::HttpVersion;
 
 /// `pushlab bench [options]`. The defaults are a full run sized for a 2-core machine
@@ -93,6 +93,12 @@ pub struct BenchArgs {
     /// Short polling: milliseconds between two polls of one client.
     #[arg(long, default_value_t = 1000)]
     pub poll_interval_ms: u64,
+
+    /// WebTransport: how its subscribers ask for messages to travel (`?delivery=`):
+    /// on one stream, a stream per message, or live ones as datagrams. Run the bench
+    /// once per value to compare them (as docs/comparison.md does).
+    #[arg(long, value_enum, default_value = "stream")]
+    pub webtransport_delivery: WtDelivery,
 
     /// Idle cost: clients connected per transport.
     #[arg(long, default_value_t = 1000)]
@@ -241,13 +247,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         notes: Vec::new(),
         interrupted: false,
     };
-    let bench = Bench::new(
+    let mut bench = Bench::new(
         target,
         limit,
         poll_interval,
         args.connect_concurrency,
         stop.clone(),
     );
+    bench.webtransport_delivery = args.webtransport_delivery;
     if let Err(error) = run_workloads(&bench, &args, &mut results).await {
         results
             .notes

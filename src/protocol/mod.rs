@@ -6,7 +6,7 @@
 //! | polls      | a [`PollAnswer`] per request                             | `since`, `limit`, `timeout` |
 //! | SSE        | events named [`SSE_MESSAGE`] and [`SSE_RESET`]           | `since` or `Last-Event-ID`  |
 //! | WebSocket  | a [`ServerFrame`] per text frame                         | [`ClientFrame`]s            |
-//! | WebTransport | [`ServerFrame`]s, one JSON line each, on one stream    | a [`ClientFrame`] per bidirectional stream |
+//! | WebTransport | [`ServerFrame`]s, one JSON line each, on one stream (or as [`WtDelivery`] says) | a [`ClientFrame`] per bidirectional stream |
 //!
 //! The types are generic over how a message is carried: the server fills them with the
 //! JSON the hub serialized once (`&RawValue`), a client with whatever it parses a
@@ -84,6 +84,36 @@ pub const WT_CLOSE_SHUTDOWN: u32 = 1001;
 /// The WebTransport close code for a client too slow to read (WebSocket's "try again
 /// later"): it may reconnect from its cursor.
 pub const WT_CLOSE_TOO_SLOW: u32 = 1013;
+
+/// How a WebTransport session's messages travel, as the client asks with
+/// `?delivery=` (`stream` when absent). `src/transport/webtransport.rs` says what each
+/// costs, measured, and why `stream` is the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WtDelivery {
+    /// Every frame on the one stream the server opens, a line each.
+    #[default]
+    Stream,
+    /// Each message on a unidirectional stream of its own, ended by its FIN (resets and
+    /// the `close` line stay on the long stream).
+    StreamPerMessage,
+    /// Each live message that fits as a datagram, unreliable; history, a message too
+    /// big for a datagram, resets and the `close` line on the long stream.
+    Datagrams,
+}
+
+impl WtDelivery {
+    /// The query parameter that chooses it.
+    pub const PARAM: &str = "delivery";
+
+    /// Its name in `?delivery=`: `stream`, `stream-per-message`, `datagrams`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stream => "stream",
+            Self::StreamPerMessage => "stream-per-message",
+            Self::Datagrams => "datagrams",
+        }
+    }
+}
 
 impl<M: Serialize> ServerFrame<M> {
     /// The frame's text.

@@ -24,10 +24,32 @@
 //!   client to test with, and the session cannot yet be closed with a reason.
 //!
 //! `wtransport` fits a teaching server better: the code a student reads is about
-//! pushing, not about driving HTTP/3. Its one gap: `Connection::close` closes the
-//! QUIC connection rather than sending the `CLOSE_WEBTRANSPORT_SESSION` capsule, so a
-//! browser does not see the close code and reason. pushlab says them in-band first
-//! (a `close` frame, see [`crate::protocol::ServerFrame::Close`]).
+//! pushing, not about driving HTTP/3.
+//!
+//! ## Its one gap: closing a session with a reason
+//!
+//! WebTransport closes a session with a code and a reason by sending a
+//! `CLOSE_WEBTRANSPORT_SESSION` capsule (type `0x2843`) on the session's `CONNECT`
+//! stream, then FIN; a browser resolves `transport.closed` with `{closeCode, reason}`
+//! only from that capsule. `wtransport` cannot send it (checked in 0.7.2, the newest
+//! release, and in its repository's main branch):
+//!
+//! - the `CONNECT` stream is owned by the connection's driver, a private module
+//!   (`driver::streams::connect`), which *reads* capsules (a peer's close reaches us as
+//!   `ConnectionError::ApplicationClosed`) but writes none; no public type holds that
+//!   stream, so the application cannot write a capsule or a FIN on it;
+//! - `wtransport-proto` parses the capsule but has no encoder for it;
+//! - `Connection::close(code, reason)` is `quinn::Connection::close`: a QUIC
+//!   `CONNECTION_CLOSE` for the whole connection. A native client reads its code and
+//!   reason; a browser only learns that the session failed (`closed` rejects with a
+//!   `WebTransportError`, without the code or the reason).
+//!
+//! So pushlab says the code and reason in-band first (a `close` line, see
+//! [`crate::protocol::ServerFrame::Close`]), waits a moment for the client to read it,
+//! then closes the connection with the same code and reason. A stack that sends the
+//! capsule (Go's `webtransport-go` does, from `CloseWithError`) would make the line
+//! unnecessary, and would reach a stalled reader too, whose message stream is full but
+//! whose `CONNECT` stream is not; moving stacks for that is not worth it today.
 
 pub mod certificate;
 

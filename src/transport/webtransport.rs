@@ -18,11 +18,10 @@
 //! **How messages travel.** One long unidirectional stream of newline-framed JSON is
 //! the WebSocket's design moved onto QUIC: ordered and lossless, so the cursor works as
 //! everywhere else (the client remembers the last id it read and resumes with
-//! `since=`). A stream per message would cost a stream header (~3–10 bytes) and a
-//! stream-credit round of flow control each, and the browser would have to reorder
-//! messages that arrive on different streams; datagrams (at most ~1200 bytes, while a
-//! message may be 16 KiB of JSON) would need their own loss recovery on top, which is
-//! the stream again. JSON never contains a raw newline, so `\n` is the whole framing.
+//! `since=`). JSON never contains a raw newline, so `\n` is the whole framing. A
+//! stream per message, or datagrams for live messages, can be asked for with
+//! `?delivery=`; `webtransport/delivery.rs` has what each costs, measured, and why the
+//! long stream won.
 //!
 //! **Sending** is a bidirectional stream per message: the reply on the same stream says
 //! what became of it (the stored message with its id, or the error), like a `POST`.
@@ -42,6 +41,8 @@
 //! certificate even on loopback (see [`crate::quic::certificate`]) and a UDP path
 //! that proxies and firewalls often do not give.
 
+mod delivery;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,15 +51,16 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use tokio::time::timeout;
 use wtransport::endpoint::SessionRequest;
 use wtransport::error::ConnectionError;
-use wtransport::{Connection, RecvStream, SendStream};
+use wtransport::{Connection, RecvStream};
 
+use self::delivery::{Kind, Session, delivery_of};
 use super::Attendance;
 use super::arrival::Arrival;
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Room};
 use crate::message::MAX_BODY_BYTES;
 use crate::message::Via;
-use crate::protocol::{ServerFrame, Transport, WT_CLOSE_SHUTDOWN, WT_CLOSE_TOO_SLOW};
+use crate::protocol::{ServerFrame, Transport, WT_CLOSE_SHUTDOWN, WT_CLOSE_TOO_SLOW, WtDelivery};
 use crate::room::RoomName;
 use crate::state::AppState;
 use crate::stats::Counters;
@@ -84,7 +86,8 @@ pub async fn session(request: SessionRequest, app: Arc<AppState>) {
     let admitted = room.map_err(ApiError::from).and_then(|room| {
         let arrival = Arrival::from_uri(app.clone(), room, &uri, ip)?;
         let cursor = arrival.params.cursor()?;
-        Ok((arrival.attend(Transport::Webtransport)?, cursor))
+        let delivery = delivery_of(&uri)?;
+        Ok((arrival.attend(Transport::Webtransport)?, cursor, delivery))
     });
     let Ok(connection) = request.accept().await else {
         return;
@@ -92,21 +95,24 @@ pub async fn session(request: SessionRequest, app: Arc<AppState>) {
     let Ok(opening) = connection.open_uni().await else {
         return;
     };
-    let Ok(mut down) = opening.await else {
+    let Ok(down) = opening.await else {
         return;
+    };
+    let mut session = Session {
+        connection,
+        down,
+        delivery: WtDelivery::Stream,
     };
     match admitted {
         // Refused after accepting, so that the client can read why.
         Err(error) => {
-            goodbye(
-                &connection,
-                &mut down,
-                error.status().as_u16().into(),
-                error.to_string(),
-            )
-            .await
+            let code = error.status().as_u16().into();
+            goodbye(&mut session, code, error.to_string()).await
         }
-        Ok((attendance, cursor)) => deliver(&app, &connection, down, attendance, cursor, ip).await,
+        Ok((attendance, cursor, delivery)) => {
+            session.delivery = delivery;
+            deliver(&app, session, attendance, cursor, ip).await
+        }
     }
 }
 
@@ -157,22 +163,23 @@ fn is_loopback(ip: &str) -> bool {
     ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// History after the cursor, then live messages, one line each, until the session ends.
+/// History after the cursor, then live messages, until the session ends.
 async fn deliver(
     app: &Arc<AppState>,
-    connection: &Connection,
-    mut down: SendStream,
+    mut session: Session,
     attendance: Attendance,
     cursor: Cursor,
     ip: IpAddr,
 ) {
     let room = attendance.room().clone();
+    let history_ends = room.bounds().newest;
     let mut subscription = room.subscribe(cursor);
+    let connection = session.connection.clone();
     let sends = tokio::spawn(accept_sends(connection.clone(), app.clone(), room, ip));
     loop {
-        let line = tokio::select! {
+        let (line, kind) = tokio::select! {
             delivery = subscription.next() => match delivery {
-                Some(delivery) => encode(&attendance, delivery),
+                Some(delivery) => encode(&attendance, delivery, history_ends),
                 None => break,
             },
             error = connection.closed() => {
@@ -182,18 +189,18 @@ async fn deliver(
                 break;
             }
             () = app.shutdown.cancelled() => {
-                goodbye(connection, &mut down, WT_CLOSE_SHUTDOWN, "server shutting down".into()).await;
+                goodbye(&mut session, WT_CLOSE_SHUTDOWN, "server shutting down".into()).await;
                 break;
             }
         };
         match timeout(
             app.config.slow_client_timeout,
-            down.write_all(line.as_bytes()),
+            session.send(line.as_bytes(), kind),
         )
         .await
         {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break,
+            Ok(Some(())) => {}
+            Ok(None) => break,
             Err(_) => {
                 // The stream is full, so a `close` line could not get through either.
                 Counters::add(&attendance.counters().slow_closes, 1);
@@ -208,24 +215,26 @@ async fn deliver(
     sends.abort();
 }
 
-/// A delivery as one line.
-fn encode(attendance: &Attendance, delivery: Delivery) -> String {
-    let mut line = match delivery {
+/// A delivery as one line, and what it carries (a message published after
+/// `history_ends` is live).
+fn encode(attendance: &Attendance, delivery: Delivery, history_ends: u64) -> (String, Kind) {
+    let (mut line, kind) = match delivery {
         Delivery::Message(entry) => {
             let frame = ServerFrame::Message {
                 message: &*entry.json,
             }
             .to_text();
             attendance.sent([&entry], frame.len() + 1);
-            frame
+            let live = entry.id() > history_ends;
+            (frame, if live { Kind::Live } else { Kind::History })
         }
         Delivery::Reset { last_id } => {
             Counters::add(&attendance.counters().resets, 1);
-            ServerFrame::<()>::Reset { last_id }.to_text()
+            (ServerFrame::<()>::Reset { last_id }.to_text(), Kind::Reset)
         }
     };
     line.push('\n');
-    line
+    (line, kind)
 }
 
 /// Answers each bidirectional stream the client opens: one `send` frame in, one
@@ -269,9 +278,9 @@ async fn read_frame(stream: &mut RecvStream) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "a send frame must be UTF-8 JSON text".into())
 }
 
-/// Says why the session ends, as a last line, then closes it once the client has read
-/// it (or after a second).
-async fn goodbye(connection: &Connection, down: &mut SendStream, code: u32, reason: String) {
+/// Says why the session ends, as a last line on the long stream, then closes it once
+/// the client has read it (or after a second).
+async fn goodbye(session: &mut Session, code: u32, reason: String) {
     let line = ServerFrame::<()>::Close {
         code,
         reason: reason.clone(),
@@ -279,12 +288,12 @@ async fn goodbye(connection: &Connection, down: &mut SendStream, code: u32, reas
     .to_text()
         + "\n";
     let said = async {
-        down.write_all(line.as_bytes()).await?;
-        down.finish().await
+        session.down.write_all(line.as_bytes()).await?;
+        session.down.finish().await
     };
     if matches!(timeout(Duration::from_secs(1), said).await, Ok(Ok(()))) {
         // The client closes when it reads the line; closing first would discard it.
-        let _ = timeout(Duration::from_secs(1), connection.closed()).await;
+        let _ = timeout(Duration::from_secs(1), session.connection.closed()).await;
     }
-    connection.close(code.into(), reason.as_bytes());
+    session.connection.close(code.into(), reason.as_bytes());
 }

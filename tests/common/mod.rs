@@ -609,6 +609,28 @@ impl WtClient {
         frame["message"].clone()
     }
 
+    /// The next frame the server sends on a unidirectional stream of its own
+    /// (`delivery=stream-per-message`), read to its FIN.
+    pub async fn next_own_stream(&self) -> Value {
+        use tokio::io::AsyncReadExt;
+        let mut own = within("a stream of its own", self.connection.accept_uni())
+            .await
+            .unwrap();
+        let mut text = String::new();
+        within("its FIN", own.read_to_string(&mut text))
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The next datagram the server sends (`delivery=datagrams`), as JSON.
+    pub async fn next_datagram(&self) -> Value {
+        let datagram = within("a datagram", self.connection.receive_datagram())
+            .await
+            .unwrap();
+        serde_json::from_slice(datagram.payload().as_ref()).unwrap()
+    }
+
     /// Sends raw bytes on a new bidirectional stream and returns the server's reply.
     pub async fn send_raw(&self, bytes: &[u8]) -> Value {
         use tokio::io::AsyncReadExt;

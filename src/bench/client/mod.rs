@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use self::http::Endpoint;
 use super::tally::{Receipts, parse_probe};
 use super::wire::Wire;
-use crate::protocol::{PollAnswer, Transport, path};
+use crate::protocol::{PollAnswer, Transport, WtDelivery, path};
 use crate::room::LOBBY;
 
 /// What one row of the bench shares between its publisher and its subscribers.
@@ -56,6 +56,8 @@ pub struct Run {
     pub per_other_room: usize,
     /// Short polling only: the time between two polls of one client.
     pub poll_interval: Duration,
+    /// WebTransport only: how its messages travel.
+    pub webtransport_delivery: WtDelivery,
     /// Publish and receipt times are measured from here, on one monotonic clock.
     pub epoch: Instant,
     /// The subscribers' sockets (the publisher counts its own elsewhere).

@@ -1,8 +1,9 @@
 //! A WebTransport subscriber, as the page is one: it asks for the certificate's hash
 //! (`GET /api/webtransport/certificate-hash`, on a connection of its own that the
 //! wire does not count: a browser has the page's), opens a session at
-//! `https://HOST:PORT/api/webtransport?since=…` (or a room's) trusting only that hash, and reads one
-//! JSON line per message from the stream the server opens.
+//! `https://HOST:PORT/api/webtransport?since=…&delivery=…` (or a room's) trusting only that
+//! hash, and reads one JSON frame per message from the stream the server opens (or, as
+//! `--webtransport-delivery` asks, from a stream per message, or a datagram).
 //!
 //! The bytes counted are the QUIC connection's UDP payloads both ways (quinn's own
 //! count: QUIC headers, frames, AEAD tags, ACKs and handshake; not the 8-byte UDP and
@@ -13,20 +14,27 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::{Context, bail};
+use futures::{Stream, StreamExt, stream};
 use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use wtransport::tls::Sha256Digest;
-use wtransport::{ClientConfig, Connection, Endpoint};
+use wtransport::{ClientConfig, Connection, Endpoint, RecvStream};
 
 use super::http::{Endpoint as HttpEndpoint, HttpConnection};
 use super::{Run, Seen, connect_gated};
 use crate::bench::tally::Receipts;
 use crate::bench::wire::Wire;
-use crate::protocol::ServerFrame;
+use crate::protocol::{ServerFrame, WtDelivery};
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
         let (path, since) = run.path_of(index);
-        let url = format!("https://{}{path}?since={since}", run.server.addr);
+        let url = format!(
+            "https://{}{path}?since={since}&{}={}",
+            run.server.addr,
+            WtDelivery::PARAM,
+            run.webtransport_delivery.name()
+        );
         let connection = connect(&run.server, index, &url).await?;
         let down = connection.accept_uni().await?;
         run.wire.connections.fetch_add(1, Relaxed);
@@ -37,25 +45,46 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
     let (connection, down) = connect_gated(run, open).await?;
     let mut counted = UdpCount::default();
     counted.add(&connection, &run.wire);
-    let mut lines = tokio::io::BufReader::new(down);
-    let mut line = String::new();
+    let mut frames = std::pin::pin!(frames(&connection, down));
     loop {
-        line.clear();
-        let read = tokio::select! {
+        let frame = tokio::select! {
             () = run.stop.cancelled() => return Ok(()),
-            read = tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line) => read?,
+            frame = frames.next() => frame.context("the server ended the session")??,
         };
         counted.add(&connection, &run.wire);
-        if read == 0 {
-            bail!("the server ended the stream");
-        }
-        match serde_json::from_str(&line)? {
+        match serde_json::from_slice(&frame)? {
             ServerFrame::<Seen>::Message { message } => run.receive(receipts, &message),
             ServerFrame::Reset { .. } => receipts.resets += 1,
             ServerFrame::Error { error } => bail!("the server refused a frame: {error}"),
             ServerFrame::Close { code, reason } => bail!("the server closed: {code} {reason}"),
         }
     }
+}
+
+/// Every frame the server sends, however it travels ([`WtDelivery`]), as it arrives:
+/// the lines of the long stream, whole streams of their own, and datagrams.
+fn frames(
+    connection: &Connection,
+    down: RecvStream,
+) -> impl Stream<Item = anyhow::Result<Vec<u8>>> {
+    let lines = stream::unfold(BufReader::new(down), |mut down| async move {
+        let mut line = Vec::new();
+        match down.read_until(b'\n', &mut line).await {
+            Ok(0) => None,
+            read => Some((read.map(|_| line).map_err(Into::into), down)),
+        }
+    });
+    let own_streams = stream::unfold(connection.clone(), |connection| async move {
+        let mut own = connection.accept_uni().await.ok()?;
+        let mut frame = Vec::new();
+        let read = own.read_to_end(&mut frame).await.map(|_| frame);
+        Some((read.map_err(Into::into), connection))
+    });
+    let datagrams = stream::unfold(connection.clone(), |connection| async move {
+        let datagram = connection.receive_datagram().await.ok()?;
+        Some((Ok(datagram.payload().to_vec()), connection))
+    });
+    stream::select(lines, stream::select(own_streams, datagrams))
 }
 
 /// The certificate's hash, as the page gets it.
