@@ -74,9 +74,10 @@ pub struct ProcessSample {
 
 /// The arguments a spawned server runs with: loopback, a free port, quiet, and the
 /// protections against abuse off (all the bench's clients share a handful of IPs and
-/// publish far faster than a person): no publish rate limit, no connection caps; and
+/// publish far faster than a person): no publish rate limit, no connection caps; the
+/// fault lab off (its layer would add its own cost to every request measured); and
 /// WebTransport on, for its subscribers.
-pub const SPAWN_ARGS: [&str; 11] = [
+pub const SPAWN_ARGS: [&str; 13] = [
     "--addr",
     "127.0.0.1:0",
     "--log",
@@ -87,6 +88,8 @@ pub const SPAWN_ARGS: [&str; 11] = [
     "0",
     "--max-connections-per-ip",
     "0",
+    "--fault-lab",
+    "off",
     "--webtransport",
 ];
 
