@@ -247,6 +247,39 @@ async fn a_slow_network_delays_every_answer_of_that_page() {
 }
 
 #[tokio::test]
+async fn a_slow_network_delays_that_pages_websocket_and_an_idle_cut_ends_it() {
+    let server = Server::start().await;
+    let page = new_tap();
+    set(&server, &page, "websocket", json!({"delay_ms": 400}), false).await;
+    let mut slow = WsClient::connect(&server, &format!("?tap={page}")).await;
+    let mut quick = WsClient::connect(&server, "").await;
+    // Live messages, which the room's fan-out writes to the sockets it is lent: the
+    // faulted socket is never lent, and writes each one after the delay.
+    for text in ["one", "two"] {
+        let posted = Instant::now();
+        let sent = server.post("alice", text).await;
+        assert_eq!(quick.next_message().await["id"], sent["id"]);
+        assert_eq!(slow.next_message().await["id"], sent["id"]);
+        let took = posted.elapsed();
+        assert!(took >= Duration::from_millis(400), "{text} took {took:?}");
+    }
+
+    set(
+        &server,
+        &page,
+        "websocket",
+        json!({"idle_cut_s": 0.3}),
+        false,
+    )
+    .await;
+    let mut idle = WsClient::connect(&server, &format!("?tap={page}&since=2")).await;
+    let sent = server.post("alice", "three").await;
+    assert_eq!(idle.next_message().await["id"], sent["id"]);
+    let end = within("the idle cut", idle.next_frame()).await;
+    assert!(end.is_none(), "cut without a frame, got {end:?}");
+}
+
+#[tokio::test]
 async fn the_lab_shows_and_clears_what_is_set() {
     let server = Server::start().await;
     let page = new_tap();

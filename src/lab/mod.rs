@@ -89,7 +89,8 @@ pub struct Faults {
 }
 
 impl Faults {
-    fn is_clear(&self) -> bool {
+    /// No fault at all.
+    pub fn is_clear(&self) -> bool {
         *self == Self::default()
     }
 

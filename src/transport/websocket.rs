@@ -160,6 +160,10 @@ async fn connection(
     let config = &app.config;
     let room = attendance.room().clone();
     let mut writer = Writer::new(&app, &room, outbound, cursor);
+    if lab.as_ref().is_some_and(|lab| !lab.faults().is_clear()) {
+        // Under the lab's faults every write is paced and timed here, not by the fan-out.
+        writer = writer.keep_socket();
+    }
     let mut pings = interval_at(Instant::now() + config.ws_ping, config.ws_ping);
     // When the oldest unanswered ping must be answered by.
     let mut pong_due: Option<Instant> = None;
