@@ -166,8 +166,15 @@ pub struct Config {
     /// The wire tap (`GET /api/tap/{id}`): the page's wire log shows the real bytes of
     /// the page's own connections. `auto` turns it on when listening on a loopback
     /// address only, and off otherwise (see docs/reliability.md).
-    #[arg(long, env = "PUSHLAB_WIRE_TAP", value_enum, default_value_t = WireTap::Auto)]
-    pub wire_tap: WireTap,
+    #[arg(long, env = "PUSHLAB_WIRE_TAP", value_enum, default_value_t = AutoOnOff::Auto)]
+    pub wire_tap: AutoOnOff,
+
+    /// The fault lab (`/api/lab/{id}/…`): the page injects network faults into its own
+    /// connections (or, asked to, everyone's): cut them, block a transport, buffer a
+    /// stream, cut it when idle, slow it down. `auto` turns it on when listening on a
+    /// loopback address only, and off otherwise (see docs/reliability.md).
+    #[arg(long, env = "PUSHLAB_FAULT_LAB", value_enum, default_value_t = AutoOnOff::Auto)]
+    pub fault_lab: AutoOnOff,
 
     /// Seconds to wait at shutdown for connections to finish before exiting anyway.
     #[arg(long, env = "PUSHLAB_SHUTDOWN_GRACE", default_value = "5", value_parser = seconds)]
@@ -197,10 +204,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// `--wire-tap`.
+/// `--wire-tap` and `--fault-lab`: what a classroom wants on a laptop and an operator
+/// does not want on a public address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WireTap {
+pub enum AutoOnOff {
+    /// On when the server listens on a loopback address only.
     Auto,
     On,
     Off,
+}
+
+impl AutoOnOff {
+    /// Whether it is on, for a server listening on a loopback address or not.
+    pub fn is_on(self, loopback: bool) -> bool {
+        match self {
+            Self::On => true,
+            Self::Off => false,
+            Self::Auto => loopback,
+        }
+    }
 }

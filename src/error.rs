@@ -48,6 +48,18 @@ pub enum ApiError {
     /// `GET /api/tap/…` on a server started with the tap off.
     #[error("the wire tap is off on this server (see --wire-tap)")]
     TapOff,
+    /// `/api/lab/…` on a server started with the fault lab off.
+    #[error("the fault lab is off on this server (see --fault-lab)")]
+    LabOff,
+    /// A transport the fault lab blocks for this client.
+    #[error("{0} is blocked by the fault lab (as a firewall or proxy would refuse it)")]
+    Blocked(&'static str),
+    /// A held request the fault lab cut when it had written nothing for a while.
+    #[error("cut by the fault lab: idle too long (a proxy's timeout)")]
+    LabIdle,
+    /// A fault the lab cannot inject on this server.
+    #[error("{0}")]
+    LabCannot(&'static str),
     #[error("no such endpoint: {}; see docs/api.md for the API", shortened(.0))]
     NotFound(String),
     #[error("method {} is not allowed on this endpoint; see docs/api.md for the API", shortened(.0))]
@@ -106,7 +118,11 @@ impl ApiError {
             Self::NotWebSocket(rejection) => rejection.status(),
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::ForeignOrigin(_) | Self::TapOff => StatusCode::FORBIDDEN,
+            Self::ForeignOrigin(_) | Self::TapOff | Self::LabOff | Self::Blocked(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::LabIdle => StatusCode::GATEWAY_TIMEOUT,
+            Self::LabCannot(_) => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod host;
 pub mod hub;
+pub mod lab;
 pub mod limits;
 pub mod message;
 pub mod metrics;
@@ -41,13 +42,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::routing::{MethodRouter, any, get};
+use axum::routing::{MethodRouter, any, get, post, put};
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower::util::MapRequestLayer;
 
 use crate::config::Config;
 use crate::host::{HostCheck, HostCheckLayer};
+use crate::lab::layer::{Faulted, LabLayer};
 use crate::limits::body_deadline;
 use crate::message::MAX_BODY_BYTES;
 use crate::protocol::Transport;
@@ -92,8 +94,20 @@ fn handler(transport: Transport, body_timeout: Duration) -> Option<MethodRouter<
     })
 }
 
+/// The fault lab's paths (see [`lab`]).
+fn lab_paths(lab: Arc<lab::Lab>) -> Router<Arc<AppState>> {
+    let faults = Router::new()
+        .route("/api/lab/{id}", get(lab::show).delete(lab::clear))
+        .route("/api/lab/{id}/{transport}", put(lab::set))
+        .route("/api/lab/{id}/{transport}/cut", post(lab::cut))
+        .with_state(lab);
+    Router::new()
+        .route("/api/lab/{id}/restart", post(lab::restart))
+        .merge(faults)
+}
+
 /// The whole HTTP API and the page, behind the host check, with its request log.
-pub type App = RequestLog<HostCheck<Attach<Router>>>;
+pub type App = RequestLog<HostCheck<Attach<Faulted<Router>>>>;
 
 /// The app: see [`App`].
 pub fn app(state: Arc<AppState>) -> App {
@@ -102,10 +116,13 @@ pub fn app(state: Arc<AppState>) -> App {
     let body_timeout = state.config.body_timeout;
     let host_check = HostCheckLayer(state.hosts.clone());
     let tap = AttachLayer(state.taps.clone());
-    let api = Router::new().route(
-        "/api/tap/{id}",
-        get(tap::read).with_state(state.taps.clone()),
-    );
+    let lab = LabLayer(state.lab.clone());
+    let api = Router::new()
+        .route(
+            "/api/tap/{id}",
+            get(tap::read).with_state(state.taps.clone()),
+        )
+        .merge(lab_paths(state.lab.clone()));
     let api = room_paths(api, "/api", body_timeout); // the lobby's, as before rooms
     let api = room_paths(api, "/api/rooms/{room}", body_timeout)
         .route("/api/rooms", get(api::rooms))
@@ -127,7 +144,8 @@ pub fn app(state: Arc<AppState>) -> App {
     // log wrap the whole router once (`Router::layer` would wrap every route).
     // Pollers ask again and again: their answers are logged at debug, not info (see
     // `request_log`).
-    let app = host_check.layer(tap.layer(api.fallback_service(web)));
+    // The fault lab sits inside the tap, so that the tap shows what the lab did.
+    let app = host_check.layer(tap.layer(lab.layer(api.fallback_service(web))));
     let routine = &["/api/messages", "/api/messages/long-poll"];
     RequestLogLayer::routine(routine).layer(app)
 }

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::host::HostPolicy;
 use crate::hub::{Hub, StoreError};
+use crate::lab::Lab;
 use crate::limits::{ConnectionCaps, PublishRate, Stalls};
 use crate::origin::OriginPolicy;
 use crate::presence::Presence;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub stalls: Stalls,
     /// The wire taps clients have open (see [`crate::tap`]).
     pub taps: Arc<Taps>,
+    /// The faults pages inject into their own connections (see [`crate::lab`]).
+    pub lab: Arc<Lab>,
     /// With `--webtransport`: the certificate the QUIC listener serves.
     pub webtransport: Option<DevCertificate>,
     /// TCP connections, by the HTTP they speak.
@@ -90,6 +93,9 @@ impl AppState {
             sockets: TaskTracker::new(),
             stalls: Stalls::default(),
             taps: Arc::new(Taps::new(config.wire_tap, config.addr.ip().is_loopback())),
+            lab: Arc::new(Lab::new(
+                config.fault_lab.is_on(config.addr.ip().is_loopback()),
+            )),
             webtransport,
             connections: ByHttp::default(),
             config,

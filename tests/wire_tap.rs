@@ -3,21 +3,10 @@
 
 mod common;
 
-use common::{Server, SseClient, WsClient, within};
+use common::{Server, SseClient, WsClient, new_tap, within};
 use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
-
-/// A tap id as the page makes them: random, unguessable.
-fn new_tap() -> String {
-    format!("{:032x}", rand_u128())
-}
-
-fn rand_u128() -> u128 {
-    use std::hash::{BuildHasher, RandomState};
-    let hash = |n: u8| u128::from(RandomState::new().hash_one(n));
-    hash(1) << 64 | hash(2)
-}
 
 async fn read_tap(server: &Server, tap: &str) -> Value {
     let (status, body) = server.get_json(&format!("/api/tap/{tap}")).await;

@@ -9,6 +9,7 @@ import { Connections } from './connections.js';
 import { KINDS, transportOf } from './transports/index.js';
 import { roomPath } from './transports/transport.js';
 import { PaneView, formatBytes } from './pane.js';
+import { setupLab } from './lab.js';
 import { apply, initialLanguage, language, onLanguageChange, setLanguage, t, translate } from './i18n.js';
 
 const openedAt = Date.now();
@@ -102,7 +103,10 @@ function forPane(event) {
   return pane;
 }
 connections.on('message', (event) => forPane(event).addMessage(event.message));
-connections.on('status', (event) => forPane(event).setState(event.state, event.detail));
+connections.on('status', (event) => {
+  forPane(event).setState(event.state, event.detail);
+  renderOnline(connections.model.presence);
+});
 connections.on('reset', (event) => forPane(event).reset(event.info));
 connections.on('wire', (event) => forPane(event).addWire(event.entry));
 connections.on('counters', (event) => forPane(event));
@@ -149,6 +153,7 @@ authorInput.addEventListener('change', () => {
     localStorage.setItem('pushlab.author', author);
   } catch {}
   connections.setName(author);
+  renderOnline(connections.model.presence);
 });
 
 /** The transports the composer can send over besides HTTP, and what it says. */
@@ -226,16 +231,18 @@ function selectView(view, moveFocus = false) {
     tab.setAttribute('aria-selected', String(selected));
     tab.tabIndex = selected ? 0 : -1;
     if (selected && moveFocus) tab.focus();
+    // On a phone the tab list scrolls sideways: keep the selected tab in view.
+    if (selected) tab.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
   const panesView = $('#view-panes');
   panesView.hidden = view === 'compare';
   panesView.dataset.view = view;
   panesView.setAttribute('aria-labelledby', `tab-${view === 'compare' ? 'side' : view}`);
   $('#view-compare').hidden = view !== 'compare';
-  for (const kind of KINDS) {
-    panes[kind].root.hidden = view !== 'side' && view !== kind;
-    panes[kind].focus(view === kind);
-  }
+  // Show and hide every pane first, then lay each out: a pane scrolled to its newest
+  // message while the others were still hidden would be measured at the wrong width.
+  for (const kind of KINDS) panes[kind].root.hidden = view !== 'side' && view !== kind;
+  for (const kind of KINDS) panes[kind].focus(view === kind);
   if (view === 'compare') renderCompare();
   const address = `${location.pathname}${location.search}${view === 'side' ? '' : `#${view}`}`;
   if (location.hash !== `#${view}`) history.replaceState(null, '', address);
@@ -300,6 +307,13 @@ function renderLive() {
     cell(row, formatBytes(c.bytes));
     cell(row, String(c.messages));
     cell(row, ratio(c.bytes, c.messages, 0));
+    // The honest cost: every byte both ways, headers and framing included, as the
+    // server's wire tap counted this page's connections; without the tap, the
+    // server's bytes per delivery for all clients.
+    const tapped = c.wire > 0;
+    cell(row, tapped ? formatBytes(c.wire) : '–');
+    const perMessage = tapped ? ratio(c.wire, c.messages, 0) : ratio(server.bytes_sent ?? 0, server.delivered ?? 0, 0);
+    cell(row, perMessage).dataset.source = tapped ? 'tap' : 'server';
     cell(row, ratio(c.requests, c.messages, 2));
     const median = pane.median();
     cell(row, median === null ? '–' : `${median} ms`);
@@ -329,7 +343,9 @@ setInterval(renderLive, 1000);
 // HTTP/1.1 that is a connection per held stream; over HTTP/2, one for everything.
 function renderCarriers(presence) {
   const mine = (presence?.clients ?? []).filter((seat) => seat.client === client);
-  for (const kind of KINDS) panes[kind].setCarrier(mine.find((seat) => seat.transport === kind) ?? null);
+  // The automatic client has no seat of its own: it is seated as the technique it is on.
+  const seatOf = (kind) => (kind === 'auto' ? panes.auto.via : kind);
+  for (const kind of KINDS) panes[kind].setCarrier(mine.find((seat) => seat.transport === seatOf(kind)) ?? null);
   const summary = $('#carriers');
   summary.hidden = mine.length === 0;
   if (mine.length === 0) return;
@@ -349,9 +365,17 @@ function renderOnline(presence) {
   for (const entry of presence?.clients ?? []) {
     if (!byClient.has(entry.client)) byClient.set(entry.client, { name: entry.name, transports: [] });
     const person = byClient.get(entry.client);
+    // A poller reports its name on every request, a stream only when it connects:
+    // after a rename the pollers' name is the current one.
+    if (!transportOf(entry.transport)?.push && entry.name) person.name = entry.name;
     person.name ||= entry.name;
     person.transports.push(entry.transport);
   }
+  // This browser: its own name is the one in the composer, and it is online as soon
+  // as one of its transports is connected, before the server's list says so.
+  const connected = KINDS.filter((kind) => panes[kind].state === 'connected');
+  if (connected.length > 0 && !byClient.has(client)) byClient.set(client, { name: author, transports: connected });
+  if (byClient.has(client)) byClient.get(client).name = author;
   if (byClient.size === 0) {
     list.append(translate(document.createElement('li'), 'online.empty'));
     return;
@@ -376,6 +400,10 @@ function renderOnline(presence) {
   }
 }
 renderOnline(null);
+
+// ---- fault lab ------------------------------------------------------------
+
+setupLab(connections);
 
 // ---- go -------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ function emptyPane() {
   return {
     state: 'disconnected',
     detail: {},
-    counters: { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0 },
+    counters: { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0, wire: 0 },
     cursor: null,
     wanted: true, // should be connected (false after the user pressed Disconnect)
     messages: [],
@@ -66,6 +66,7 @@ export class Connections {
     this.listeners = new Map();
     this.channel = 'BroadcastChannel' in self ? new BroadcastChannel('pushlab') : null;
     this.statsTimer = null;
+    this.soon = null; // a pollServer() about to run (pollServerSoon)
   }
 
   /** What the page draws: this tab's room, the interval and the server's figures. */
@@ -141,7 +142,7 @@ export class Connections {
     }
     if (!this.sets.has(room)) {
       if (!this.rooms.has(room)) this.rooms.set(room, model ?? emptyRoom());
-      const set = { tap: new WireTap(), watchers: new Set() };
+      const set = { tap: new WireTap(), watchers: new Set(), autoConnections: new Set() };
       set.transports = this.open(room, set.tap);
       this.sets.set(room, set);
       // Open the tap first, so that the very first requests are recorded too.
@@ -193,8 +194,29 @@ export class Connections {
   /** A row of a room's wire tap, into the wire log of the pane it belongs to. */
   tapRow(room, row) {
     const entry = entryFromRow(row);
-    const kinds = row.route === 'all' ? KINDS : [paneOf(row.route)].filter(Boolean);
+    const set = this.sets.get(room);
+    if (!set) return;
+    // The automatic client's requests carry auto=1: the rows of their connection are
+    // its pane's, until that connection carries another request.
+    if (row.kind === 'request') {
+      if (/[?&]auto=1(&|\s|$)/.test(row.summary)) set.autoConnections.add(row.conn);
+      else set.autoConnections.delete(row.conn);
+    }
+    const route = set.autoConnections.has(row.conn) ? 'auto' : row.route;
+    // What a transport's own exchanges weigh on the wire, both ways (Compare).
+    const transport = set.transports[route];
+    if (transport) transport.counters.wire += row.bytes ?? 0;
+    const kinds = route === 'all' ? KINDS : [paneOf(route)].filter(Boolean);
     for (const kind of kinds) this.publish({ type: 'wire', room, kind, entry });
+  }
+
+  /**
+   * The id the fault lab knows this page's connections by (their wire tap's), for
+   * this tab's room; null in a follower tab or without the tap.
+   */
+  labId() {
+    const tap = this.role === 'leader' ? this.sets.get(this.room)?.tap : null;
+    return tap?.live ? tap.id : null;
   }
 
   /** The query for this tab's own POSTs: recorded in its room's tap when this tab leads. */
@@ -219,6 +241,8 @@ export class Connections {
     if (!transport) return; // a room closed meanwhile
     event.counters = { ...transport.counters };
     event.cursor = transport.cursor;
+    // Connected now: ask who is online at once rather than within 2 s.
+    if (event.type === 'status' && event.state === 'connected') this.pollServerSoon();
     this.apply(event);
     this.broadcast(event);
   }
@@ -245,6 +269,15 @@ export class Connections {
       // The server is away; the panes already say so.
     }
     this.statsTimer = setTimeout(() => this.pollServer(), 2000);
+  }
+
+  /** One /api/stats and presence round shortly, however many panes just connected. */
+  pollServerSoon() {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      this.pollServer();
+    }, 200);
   }
 
   run(command) {

@@ -34,11 +34,24 @@ export class PaneView {
     this.lastLatency = null;
     this.newest = 0;
     this.state = 'disconnected';
+    this.via = null; // the automatic client's current technique
+    this.outage = null; // { from: cursor, reset } between losing the connection and getting it back
+    this.resumed = null; // the last "resumed" notice, until a message follows it
+    this.catchUp = null; // { item, from, base, at } while the messages of the outage arrive
+    this.follow = true; // keep the newest message in view (false while the reader scrolled up)
     this.counters = { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0 };
 
     root.dataset.transport = kind;
     root.id = `pane-${kind}`;
     this.list = root.querySelector('.messages');
+    this.announcer = root.querySelector('[data-field="announce"]');
+    // Follow the newest message unless the reader scrolled up to read. Decided on
+    // the reader's scrolling only: a hidden list (another view) has no height and
+    // must not stop it following.
+    this.list.addEventListener('scroll', () => {
+      const list = this.list;
+      if (list.clientHeight > 0) this.follow = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    });
     this.wireBody = root.querySelector('.wire-table tbody');
     const title = root.querySelector('.pane-title');
     title.id = `pane-title-${kind}`;
@@ -73,28 +86,81 @@ export class PaneView {
     this.renderCounters();
   }
 
+  /**
+   * A state change, and the one story each outage tells in order: what happened
+   * (dropped, lost and why), then how it came back (resumed from the cursor it had
+   * when the outage began, or a reset when the server could not resume).
+   */
   setState(state, detail = {}) {
-    const previous = this.state;
     this.state = state;
+    if (detail.via) {
+      this.via = detail.via;
+      this.root.dataset.via = detail.via;
+    }
     this.root.dataset.state = state;
     this.renderState();
-    if (state === 'dropped') {
-      this.notice('notice.dropped', { cursor: detail.cursor ?? '–', seconds: (detail.resumeIn ?? 0) / 1000 });
-    } else if (state === 'connected' && (previous === 'dropped' || previous === 'reconnecting')) {
-      this.notice('notice.resumed', { cursor: detail.cursor ?? '–' });
-    } else if (state === 'reconnecting' && detail.error && previous !== 'reconnecting') {
-      this.notice('notice.error', { error: detail.error, cursor: detail.cursor ?? '–' });
-    } else if (state === 'disconnected' && detail.unavailable) {
+    const outage = state === 'dropped' || state === 'reconnecting' || state === 'connecting';
+    if (outage && this.outage === null) {
+      // The outage begins: remember where, so "resumed from" names that cursor and
+      // not the one reached by the messages that caught up.
+      this.outage = { from: detail.cursor ?? null, reset: false, base: { ...this.counters } };
+      this.catchUp = null;
+      if (state === 'dropped') {
+        this.notice('notice.dropped', { cursor: detail.cursor ?? '–', seconds: (detail.resumeIn ?? 0) / 1000 });
+      } else if (detail.error) {
+        this.notice(`notice.lost.${detail.error.reason}`, { ...detail.error, cursor: detail.cursor ?? '–' });
+      }
+    } else if (state === 'connected' && this.outage) {
+      const { from, reset, base } = this.outage;
+      this.outage = null;
+      // The automatic client changed technique: say which, and why.
+      if (detail.switched) {
+        const { from: was, to, why } = detail.switched;
+        this.notice('notice.switched', { from: t(`name.${was}`), to: t(`name.${to}`), why: t(`why.${why?.reason ?? 'upgrade'}`) });
+      }
+      // A first connection has nothing to resume; after a reset the reset notice
+      // already says how it carried on.
+      if (from !== null && !reset) {
+        this.resumed = this.notice('notice.resumed', this.resumeParams(from, base));
+        this.catchUp = { item: this.resumed, from, base, at: Date.now() };
+      }
+    } else if (state === 'disconnected') {
+      this.outage = null;
       // The technique cannot work here (the browser, the page's address or the server): say why.
-      this.notice(detail.unavailable, {});
+      if (detail.unavailable) this.notice(detail.unavailable, {});
     }
+  }
+
+  /**
+   * What a resume says: where from, how many messages of the outage it caught up
+   * (nothing lost: the cursor saw to it), and what the outage cost in requests and
+   * bytes since the connection was lost.
+   */
+  resumeParams(from, base) {
+    const c = this.counters;
+    return {
+      cursor: from,
+      missed: c.messages - base.messages,
+      requests: c.requests - base.requests,
+      bytes: formatBytes(Math.max(0, c.bytes - base.bytes)),
+    };
   }
 
   renderState() {
     translate(this.root.querySelector('[data-field="state"]'), `state.${this.state}`);
+    // The automatic client says which technique carries it now.
+    const via = this.root.querySelector('[data-field="via"]');
+    via.hidden = !this.via;
+    if (this.via) translate(via, 'pane.via', { via: t(`name.${this.via}`) });
     const toggle = this.root.querySelector('[data-action="toggle"]');
-    translate(toggle, this.state === 'disconnected' ? 'pane.connect' : 'pane.disconnect');
-    this.root.querySelector('[data-action="drop"]').disabled = this.state === 'disconnected';
+    const off = this.state === 'disconnected';
+    translate(toggle, off ? 'pane.connect' : 'pane.disconnect');
+    // Five panes have the same buttons: their accessible names say whose they are.
+    const name = t(`name.${this.kind}`);
+    toggle.setAttribute('aria-label', t(off ? 'pane.connectLabel' : 'pane.disconnectLabel', { name }));
+    const drop = this.root.querySelector('[data-action="drop"]');
+    drop.setAttribute('aria-label', t('pane.dropLabel', { name }));
+    drop.disabled = off;
   }
 
   /**
@@ -187,6 +253,15 @@ export class PaneView {
       meta.append(lat);
     }
     item.append(id, author, text, meta);
+    this.resumed = null; // a message came after it: the resume stands
+    // A message of the outage (sent before the resume) is one more caught up; the
+    // first one sent after it ends the catch-up.
+    if (this.catchUp && sentAt < this.catchUp.at) {
+      const { item: notice, from, base } = this.catchUp;
+      translate(notice, 'notice.resumed', this.resumeParams(from, base));
+    } else {
+      this.catchUp = null;
+    }
     // Usually the newest; a snapshot from another tab may bring older ones late.
     const later = message.id < this.newest
       ? [...this.list.querySelectorAll('.msg')].find((li) => Number(li.dataset.id) > message.id)
@@ -197,25 +272,37 @@ export class PaneView {
     this.renderCounters();
   }
 
-  /** The server could not honour the cursor: ids may start again from 1. */
+  /**
+   * The server could not honour the cursor. When its newest id is below our cursor
+   * the ids started again (it restarted, or the lab reset its hub): say that.
+   */
   reset(info) {
-    this.notice('notice.reset', { cursor: info.cursor ?? '–' });
+    // Streams open before the server says "reset": a "resumed" just before it was wrong.
+    if (this.resumed) this.resumed.remove();
+    this.resumed = null;
+    this.catchUp = null;
+    if (this.outage) this.outage.reset = true;
+    const restarted = info.cursor !== null && typeof info.lastId === 'number' && info.lastId < info.cursor;
+    const item = this.notice(restarted ? 'notice.restarted' : 'notice.reset', { cursor: info.cursor ?? '–', lastId: info.lastId });
+    item.classList.add('notice-reset');
     this.shown.clear();
     this.newest = 0;
   }
 
+  /** A notice in the message list, also read out by screen readers (aria-live). */
   notice(key, params) {
     const item = translate(document.createElement('li'), key, params);
     item.className = `notice notice-${key.split('.')[1]}`;
     this.append(item);
+    translate(this.announcer, key, params);
+    return item;
   }
 
   append(item) {
     const list = this.list;
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.append(item);
     while (list.children.length > KEEP_ON_SCREEN) list.firstElementChild.remove();
-    if (atBottom) list.scrollTop = list.scrollHeight;
+    if (this.follow) list.scrollTop = list.scrollHeight;
   }
 
   /**
@@ -249,6 +336,8 @@ export class PaneView {
       bytes.textContent = entry.detail;
       details.append(summary, bytes);
       what.append(details);
+    } else if (entry.key) {
+      translate(what, entry.key, entry.params); // what only the page saw, in the page's language
     } else {
       what.textContent = entry.summary;
     }
@@ -287,5 +376,7 @@ export class PaneView {
     this.root.classList.toggle('focused', on);
     this.root.querySelector('.wire').hidden = !on;
     this.root.querySelector('.explain').hidden = !on;
+    // Shown again, or resized: a following list scrolls to the newest message.
+    if (this.follow) this.list.scrollTop = this.list.scrollHeight;
   }
 }

@@ -200,6 +200,15 @@ export async function waitAllConnected(page, timeout = 15_000) {
   );
 }
 
+/** Wait until one pane is in `state` (connecting, connected, reconnecting, dropped …). */
+export async function waitState(page, kind, state, timeout = 10_000) {
+  await page.waitForFunction(
+    ({ kind, state }) => document.querySelector(`.pane[data-transport="${kind}"]`)?.dataset.state === state,
+    { kind, state },
+    { timeout },
+  );
+}
+
 /** Wait until the message with this id is on screen in every pane. */
 export async function waitMessageEverywhere(page, id, timeout = 10_000) {
   await page.waitForFunction(

@@ -5,20 +5,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   KINDS, closeApp, idsIn, meter, openApp, pane, startServer, unique, waitAllConnected, waitMessageEverywhere,
+  waitState,
 } from '../lib/harness.js';
 
 async function cursorOf(page, kind) {
   const text = await pane(page, kind).locator('[data-field="cursor"]').textContent();
   const match = /(\d+)/.exec(text);
   return match ? Number(match[1]) : null;
-}
-
-async function waitState(page, kind, state, timeout = 10_000) {
-  await page.waitForFunction(
-    ({ kind, state }) => document.querySelector(`.pane[data-transport="${kind}"]`).dataset.state === state,
-    { kind, state },
-    { timeout },
-  );
 }
 
 describe('drop connection', () => {

@@ -37,7 +37,8 @@ describe('three tabs at once', () => {
     // The server sees one client per transport, not three.
     const stats = await (await fetch(`${server.base}/api/stats`)).json();
     assert.equal(stats.transports.sse.open, 1, 'one SSE stream for all tabs');
-    assert.equal(stats.transports.websocket.open, 1, 'one WebSocket for all tabs');
+    // Two sockets: the WebSocket pane's and the automatic pane's (on WebSocket), for all tabs.
+    assert.equal(stats.transports.websocket.open, 2, 'one set of WebSockets for all tabs');
   });
 
   it('delivers a message POSTed from outside to all four panes of all three tabs', async () => {
@@ -81,7 +82,7 @@ describe('three tabs at once', () => {
     // The new leader opened its own stream and socket (the server counts two of each now).
     const stats = await (await fetch(`${server.base}/api/stats`)).json();
     assert.equal(stats.transports.sse.requests, 2);
-    assert.equal(stats.transports.websocket.requests, 2);
+    assert.equal(stats.transports.websocket.requests, 4, 'the WebSocket and automatic panes, twice');
     for (const page of rest) assert.deepEqual(page.errors, []);
   });
 });

@@ -64,10 +64,11 @@ describe('views', () => {
     assert.equal(await page.locator('#compare-table tbody tr').count(), ALL_KINDS.length, 'a row per technique');
     assert.match(await page.textContent('#compare-table'), /Last-Event-ID/);
     await server.post('frank', 'for the figures');
-    // Server columns: open, requests, delivered, bytes sent. One WebSocket is open.
+    // Server columns: open, requests, delivered, bytes sent. Two WebSockets are open:
+    // the WebSocket pane's and the automatic pane's.
     await page.waitForFunction(() => {
       const row = document.querySelector('#live-table tr[data-transport="websocket"]');
-      return row && row.children[8].textContent === '1' && Number(row.children[10].textContent) >= 1;
+      return row && row.children[10].textContent === '2' && Number(row.children[12].textContent) >= 1;
     }, null, { timeout: 10_000 });
     const shortPoll = await page.locator('#live-table tr[data-transport="short_poll"] td').allTextContents();
     assert.ok(Number(shortPoll[0]) > 0, 'requests measured by the page');

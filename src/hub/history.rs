@@ -61,6 +61,12 @@ impl History {
         }
     }
 
+    /// Forgets every message: the next id is 1 again, as after a restart.
+    pub fn restart(&mut self) {
+        self.entries.clear();
+        self.newest = 0;
+    }
+
     /// Adds the entry that follows the newest one. Returns `false`, changing nothing,
     /// for an entry already held or older (a log replayed twice); an entry further
     /// ahead first forgets everything held (see the module docs).

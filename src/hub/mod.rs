@@ -93,6 +93,16 @@ impl Hub {
         self.rooms.bounds(name)
     }
 
+    /// Forgets a room's messages so that its ids start again at 1, as a restart of a
+    /// server on the memory store would; false (changing nothing) on a durable store.
+    pub fn restart(&self, name: &RoomName) -> bool {
+        if !self.store.restartable() {
+            return false;
+        }
+        self.rooms.enter(name).view().restart();
+        true
+    }
+
     /// Every room in memory, by name.
     pub fn rooms(&self) -> Vec<RoomSummary> {
         self.rooms.list()

@@ -34,6 +34,12 @@ pub trait Store: Send + Sync + 'static {
         view: &'a Arc<View>,
         draft: Draft,
     ) -> BoxFuture<'a, Result<Arc<Entry>, StoreError>>;
+
+    /// Whether the views are the whole log, so that forgetting them is a restart (the
+    /// memory store); a durable store keeps its ids.
+    fn restartable(&self) -> bool {
+        false
+    }
 }
 
 /// A store that could not do what was asked; the words name the store and say why.
@@ -66,6 +72,10 @@ impl Store for MemoryStore {
         draft: Draft,
     ) -> BoxFuture<'a, Result<Arc<Entry>, StoreError>> {
         Box::pin(std::future::ready(Ok(view.append_next(draft))))
+    }
+
+    fn restartable(&self) -> bool {
+        true
     }
 }
 

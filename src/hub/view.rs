@@ -82,6 +82,14 @@ impl View {
         }
     }
 
+    /// Forgets every message, so that ids start again at 1 (the fault lab's restart;
+    /// the memory store only, whose view is the whole log). Subscribers keep their
+    /// cursors: the lab cuts their connections, and they come back to a reset.
+    pub fn restart(&self) {
+        self.history().restart();
+        self.published.notify_waiters();
+    }
+
     /// Adds an entry that the log has given its id, and wakes every subscriber and
     /// every held long poll. An entry already held is ignored (returns `false`).
     pub fn apply(&self, entry: Arc<Entry>) -> bool {

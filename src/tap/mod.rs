@@ -164,8 +164,8 @@ fn is_api(path: &str) -> bool {
     path.starts_with("/api/") || path == "/healthz" || path == "/metrics"
 }
 
-/// `tap=ID` from a query string, if there is one.
-fn tap_param(query: Option<&str>) -> Result<Option<&str>, ApiError> {
+/// `tap=ID` from a query string, if there is one (the fault lab names a page by it too).
+pub(crate) fn tap_param(query: Option<&str>) -> Result<Option<&str>, ApiError> {
     query
         .into_iter()
         .flat_map(|q| q.split('&'))
@@ -175,7 +175,7 @@ fn tap_param(query: Option<&str>) -> Result<Option<&str>, ApiError> {
 }
 
 /// A tap id: 16 to 64 letters, digits, `-` or `_`.
-fn valid_id(id: &str) -> Result<&str, ApiError> {
+pub(crate) fn valid_id(id: &str) -> Result<&str, ApiError> {
     let valid = (16..=64).contains(&id.len())
         && id
             .bytes()
@@ -189,21 +189,27 @@ fn valid_id(id: &str) -> Result<&str, ApiError> {
 
 /// Which transport a request belongs to, for the page to show it in the right pane.
 fn route(method: &Method, path: &str) -> &'static str {
-    // The lobby's paths (`/api/events`) and any room's (`/api/rooms/{room}/events`).
-    let endpoint = match path.strip_prefix("/api/rooms/") {
-        Some(in_room) => in_room.split_once('/').map(|(_, endpoint)| endpoint),
-        None => path.strip_prefix("/api/"),
-    };
-    let Some(endpoint) = endpoint else {
-        return "other";
-    };
-    if *method == Method::POST && endpoint == Transport::ShortPoll.endpoint() {
+    if *method == Method::POST && endpoint(path) == Some(Transport::ShortPoll.endpoint()) {
         return "publish";
     }
+    transport_of(method, path).map_or("other", Transport::name)
+}
+
+/// The transport a request opens: a `GET` of one of a room's transport endpoints.
+pub(crate) fn transport_of(method: &Method, path: &str) -> Option<Transport> {
+    let endpoint = endpoint(path)?;
     Transport::ALL
         .into_iter()
         .find(|t| *method == Method::GET && t.endpoint() == endpoint)
-        .map_or("other", Transport::name)
+}
+
+/// The endpoint of a room's path: the lobby's (`/api/events`) and any room's
+/// (`/api/rooms/{room}/events`) are both `events`.
+fn endpoint(path: &str) -> Option<&str> {
+    match path.strip_prefix("/api/rooms/") {
+        Some(in_room) => in_room.split_once('/').map(|(_, endpoint)| endpoint),
+        None => path.strip_prefix("/api/"),
+    }
 }
 
 /// A response body that tells the connection when it has ended.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::connection::ConnectionTap;
 use super::lock;
 use super::row::Row;
-use crate::config::WireTap;
+use crate::config::AutoOnOff;
 use crate::error::ApiError;
 
 /// Rows a tap keeps; older ones are dropped (and counted).
@@ -36,13 +36,9 @@ pub struct Taps {
 
 impl Taps {
     /// `--wire-tap`: `auto` is on when the server listens on a loopback address only.
-    pub fn new(mode: WireTap, loopback: bool) -> Self {
+    pub fn new(mode: AutoOnOff, loopback: bool) -> Self {
         Self {
-            enabled: match mode {
-                WireTap::On => true,
-                WireTap::Off => false,
-                WireTap::Auto => loopback,
-            },
+            enabled: mode.is_on(loopback),
             open: Mutex::default(),
             count: AtomicUsize::new(0),
             next_connection: AtomicU64::new(1),

@@ -3,7 +3,7 @@
 use super::Taps;
 use super::decode::{Decoder, Switch};
 use super::row::{Row, Side};
-use crate::config::WireTap;
+use crate::config::AutoOnOff;
 
 /// Feeds `bytes` to a decoder in pieces of `piece` bytes; returns the rows.
 fn feed_in_pieces(decoder: &mut Decoder, bytes: &[u8], piece: usize) -> Vec<Row> {
@@ -108,8 +108,8 @@ fn the_http2_preface_switches_both_ways_to_frames() {
 
 #[test]
 fn auto_is_on_for_a_loopback_address_only() {
-    assert!(Taps::new(WireTap::Auto, true).enabled());
-    assert!(!Taps::new(WireTap::Auto, false).enabled());
-    assert!(Taps::new(WireTap::On, false).enabled());
-    assert!(!Taps::new(WireTap::Off, true).enabled());
+    assert!(Taps::new(AutoOnOff::Auto, true).enabled());
+    assert!(!Taps::new(AutoOnOff::Auto, false).enabled());
+    assert!(Taps::new(AutoOnOff::On, false).enabled());
+    assert!(!Taps::new(AutoOnOff::Off, true).enabled());
 }

@@ -51,11 +51,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::ws::close_code;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use bytes::Bytes;
-use tokio::time::{Instant, interval_at, sleep_until, timeout};
+use tokio::time::{Instant, interval_at, sleep, sleep_until, timeout};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tungstenite::Message;
 
@@ -67,6 +68,7 @@ use super::Attendance;
 use super::arrival::Arrival;
 use crate::error::ApiError;
 use crate::hub::{Cursor, Delivery, Encoding, Entry, Room};
+use crate::lab::{Ending, Session, Ticket};
 use crate::message::{MAX_BODY_BYTES, Via};
 use crate::protocol::{ServerFrame, Transport};
 use crate::server::Serving;
@@ -100,6 +102,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     uri: Uri,
     arrival: Arrival,
+    lab: Option<Extension<Ticket>>,
     handshake: Result<Handshake, ApiError>,
 ) -> Result<Response, ApiError> {
     let handshake = handshake?;
@@ -124,6 +127,7 @@ pub async fn upgrade(
     let holds = Holds {
         _close_awaited: app.sockets.token(),
         _connection_in_use: carrier.hold(),
+        lab: lab.and_then(|Extension(ticket)| ticket.take()),
     };
     Ok(handshake.accept(
         READ_BUFFER_BYTES,
@@ -138,6 +142,8 @@ pub async fn upgrade(
 struct Holds {
     _close_awaited: TaskTrackerToken,
     _connection_in_use: Serving,
+    /// The fault lab's faults for this socket, when the lab is on (see `crate::lab`).
+    lab: Option<Session>,
 }
 
 /// One client's connection, from upgrade to close.
@@ -148,11 +154,16 @@ async fn connection(
     attendance: Attendance,
     cursor: Cursor,
     ip: IpAddr,
-    _holds: Holds,
+    mut holds: Holds,
 ) {
+    let mut lab = holds.lab.take();
     let config = &app.config;
     let room = attendance.room().clone();
     let mut writer = Writer::new(&app, &room, outbound, cursor);
+    if lab.as_ref().is_some_and(|lab| !lab.faults().is_clear()) {
+        // Under the lab's faults every write is paced and timed here, not by the fan-out.
+        writer = writer.keep_socket();
+    }
     let mut pings = interval_at(Instant::now() + config.ws_ping, config.ws_ping);
     // When the oldest unanswered ping must be answered by.
     let mut pong_due: Option<Instant> = None;
@@ -188,13 +199,18 @@ async fn connection(
                 break;
             }
             () = &mut shutdown => (socket::close(close_code::AWAY, "server shutting down"), true),
+            // Cut as a network fault would: no close frame, the TCP connection just ends.
+            _ = lab_ending(&mut lab) => break,
         };
         // A lent socket comes back from the fan-out before anything else is written.
         let Some(socket) = writer.socket().await else {
             break;
         };
+        if let Some(wait) = lab.as_ref().map(|lab| lab.pace(frames.len())) {
+            sleep(wait).await; // a slow network
+        }
         match socket.send(frames, config.slow_client_timeout).await {
-            Ok(()) if !last => {}
+            Ok(()) if !last => lab.iter_mut().for_each(Session::wrote),
             Ok(()) | Err(SendError::Io(_)) => break,
             Err(SendError::Stalled) => {
                 Counters::add(&attendance.counters().slow_closes, 1);
@@ -205,6 +221,14 @@ async fn connection(
                 break;
             }
         }
+    }
+}
+
+/// When the fault lab ends this socket (never, without the lab).
+async fn lab_ending(lab: &mut Option<Session>) -> Ending {
+    match lab {
+        Some(session) => session.ended().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -25,6 +25,14 @@ pub fn in_room(room: &str, endpoint: &str) -> String {
     format!("/api/rooms/{room}/{endpoint}")
 }
 
+/// A tap id as the page makes them (the wire tap's, and the fault lab's page): random,
+/// unguessable.
+pub fn new_tap() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let hash = |n: u8| u128::from(RandomState::new().hash_one(n));
+    format!("{:032x}", hash(1) << 64 | hash(2))
+}
+
 /// A pushlab server running in this process.
 pub struct Server {
     pub base: String,
@@ -285,6 +293,28 @@ impl SseClient {
             match self.body.next().await {
                 Some(chunk) => self.buffer.extend_from_slice(&chunk),
                 None => return None,
+            }
+        }
+    }
+
+    /// Reads keep-alive comments until `n` have come in all; false if the stream ends
+    /// first. (It stops at an event: read that with [`SseClient::next_event`].)
+    pub async fn await_comments(&mut self, n: usize) -> bool {
+        loop {
+            while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                assert!(
+                    self.buffer.starts_with(b":"),
+                    "an event came before the keep-alives"
+                );
+                self.buffer.drain(..end + 2);
+                self.comments += 1;
+            }
+            if self.comments >= n {
+                return true;
+            }
+            match self.body.next().await {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None => return false,
             }
         }
     }

@@ -61,12 +61,12 @@ export class Sse extends Transport {
       if (source.readyState === EventSource.CONNECTING) {
         // The browser is already reconnecting, with Last-Event-ID: let it.
         this.counters.requests++;
-        this.event(`the stream ended: EventSource reconnects by itself (Last-Event-ID: ${this.cursor ?? '-'})`);
-        this.setState('reconnecting', { cursor: this.cursor });
+        this.event('sseEnded', { cursor: this.cursor ?? '–' });
+        this.setState('reconnecting', { cursor: this.cursor, error: { reason: 'streamEnded' } });
       } else {
         // CLOSED: the server refused (an HTTP error status, which EventSource does
         // not tell us); EventSource gives up for good, so we try again ourselves.
-        this.retryLater(epoch, 'EventSource closed for good: the server refused the stream');
+        this.retryLater(epoch, { reason: 'refused' });
       }
     };
   }

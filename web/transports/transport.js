@@ -20,11 +20,12 @@
 //   onWire(fn)       fn({dir, size, summary, type}): each request, response, event,
 //                    frame the page saw (type 'summary'), and what happened to the
 //                    connection that only the page knows: an abort, a failure, a
-//                    retry (type 'event', dir 'page')
+//                    retry (type 'event', dir 'page', with `key` and `params` so the
+//                    page can say it in its language: i18n.js 'wire.event.*')
 //   onCounters(fn)   fn(counters): the counters changed without any of the above
 //   onError(fn)      fn(text): the server refused a message we sent (WebSocket,
 //                    WebTransport)
-//   counters         { requests, empty, bytes, messages, duplicates, lost }
+//   counters         { requests, empty, bytes, messages, duplicates, lost, wire }
 //   cursor           id of the last delivered message, or null before the first
 //   room             the room it reads (each room has its own ids and cursors)
 //
@@ -62,11 +63,14 @@ export class Transport {
     this.client = client;
     this.name = name;
     this.state = 'disconnected';
-    this.counters = { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0, ...counters };
+    // `wire`: bytes both ways on the wire, headers and framing included, as the
+    // server's wire tap counted them (added by connections.js; 0 without the tap).
+    this.counters = { requests: 0, empty: 0, bytes: 0, messages: 0, duplicates: 0, lost: 0, wire: 0, ...counters };
     this.listeners = { message: [], status: [], reset: [], wire: [], error: [], counters: [] };
     this.running = false; // connect() was called and disconnect() was not
     this.epoch = 0; // bumped on every (re)start, so stale callbacks can tell they are stale
     this.resumeTimer = null;
+    this.mark = ''; // a query parameter set to 1 on every request, naming who asks (auto.js)
   }
 
   onMessage(fn) { this.listeners.message.push(fn); }
@@ -97,7 +101,7 @@ export class Transport {
     clearTimeout(this.resumeTimer);
     this.epoch++;
     this.close();
-    this.event(`dropped by the page: connection cut, resuming from cursor ${this.cursor ?? '-'} in ${ms / 1000} s`);
+    this.event('dropped', { cursor: this.cursor ?? '–', seconds: ms / 1000 });
     this.setState('dropped', { cursor: this.cursor, resumeIn: ms });
     this.resumeTimer = setTimeout(() => this.restart('reconnecting'), ms);
   }
@@ -110,12 +114,17 @@ export class Transport {
     this.open(epoch);
   }
 
-  /** After a failure: try again later, from the cursor. */
+  /**
+   * After a failure: try again later, from the cursor. `error` is what failed: a
+   * fetch error, or a reason of our own ({ reason: 'closed', code: 1006 }, see
+   * reasonOf), which the pane turns into a sentence.
+   */
   retryLater(epoch, error, ms = 2000) {
     if (epoch !== this.epoch || !this.running) return;
     this.close();
-    this.event(`failed (${error?.message ?? error}): trying again in ${ms / 1000} s from cursor ${this.cursor ?? '-'}`);
-    this.setState('reconnecting', { cursor: this.cursor, error: String(error?.message ?? error) });
+    const why = reasonOf(error);
+    this.event(`failed.${why.reason}`, { ...why, seconds: ms / 1000, cursor: this.cursor ?? '–' });
+    this.setState('reconnecting', { cursor: this.cursor, error: why, retryIn: ms });
     this.resumeTimer = setTimeout(() => {
       if (epoch === this.epoch) this.restart('reconnecting');
     }, ms);
@@ -141,6 +150,7 @@ export class Transport {
     if (this.client) q.set('client', this.client);
     if (this.name) q.set('name', this.name);
     for (const [k, v] of Object.entries(extra)) q.set(k, String(v));
+    if (this.mark) q.set(this.mark, '1');
     if (this.tap) q.set('tap', this.tap);
     return q.toString();
   }
@@ -182,10 +192,26 @@ export class Transport {
     this.emit('wire', { at: Date.now(), dir, size, summary, type });
   }
 
-  /** Something only the page sees: an abort, a failure, a retry, a reconnect. */
-  event(summary) {
-    this.wire('page', 0, summary, 'event');
+  /**
+   * Something only the page sees: an abort, a failure, a retry, a reconnect. Said
+   * with a key of i18n.js ('wire.event.<key>') and its numbers, so that the wire
+   * log speaks the page's language.
+   */
+  event(key, params = {}) {
+    this.emit('wire', { at: Date.now(), dir: 'page', size: 0, summary: key, key: `wire.event.${key}`, params, type: 'event' });
   }
+}
+
+/**
+ * Why a connection failed, as { reason, …numbers } for the page's sentences
+ * (i18n.js 'reason.*'): fetch only says "Failed to fetch" (the server did not
+ * answer) or gives a status; a WebSocket gives its close code.
+ */
+export function reasonOf(error) {
+  if (error?.reason) return error;
+  const status = /^HTTP (\d+)/.exec(String(error?.message ?? error));
+  if (status) return { reason: 'status', status: Number(status[1]) };
+  return { reason: 'unreachable' };
 }
 
 /**
@@ -219,7 +245,7 @@ export async function fetchJson(transport, url, signal) {
   } catch (error) {
     // An abort is the page's own doing (drop, disconnect); anything else is the
     // network: the request may or may not have reached the server.
-    if (error.name === 'AbortError') transport.event(`aborted by the page after ${Math.round(performance.now() - started)} ms`);
+    if (error.name === 'AbortError') transport.event('aborted', { ms: Math.round(performance.now() - started) });
     throw error;
   }
   // For a long poll this is how long the server held the request.

@@ -58,8 +58,8 @@ export class WebSocketTransport extends Transport {
     };
     socket.onclose = (event) => {
       if (epoch !== this.epoch) return;
-      this.event(`closed: code ${event.code}${event.reason ? ` "${event.reason}"` : ''}, ${event.wasClean ? 'clean' : 'no close frame'}`);
-      this.retryLater(epoch, `closed (${event.code})`);
+      this.event(event.wasClean ? 'wsClosed' : 'wsCut', { code: event.code, reason: event.reason });
+      this.retryLater(epoch, { reason: 'closed', code: event.code });
     };
   }
 

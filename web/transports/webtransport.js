@@ -75,7 +75,7 @@ export class WebTransportTransport extends Transport {
     this.counters.requests++; // the CONNECT request
     this.wire('out', 0, `CONNECT ${path}  (HTTP/3 over QUIC, UDP ${host}:${port})`);
     session.closed.then(
-      () => this.retryLater(epoch, 'session closed'),
+      () => this.retryLater(epoch, { reason: 'sessionClosed' }),
       (error) => this.retryLater(epoch, error),
     );
 
@@ -118,7 +118,7 @@ export class WebTransportTransport extends Transport {
       this.reset(frame.last_id);
     } else if (frame.type === 'close') {
       this.wire('in', size, `line {"type":"close"}  ${frame.code} ${frame.reason}`);
-      this.retryLater(epoch, `${frame.code} ${frame.reason}`);
+      this.retryLater(epoch, { reason: 'closed', code: frame.code });
     }
   }
 

@@ -406,6 +406,8 @@ pub struct Writer {
     room: Arc<Room>,
     fanout: Arc<Fanout>,
     state: State,
+    /// Whether the socket may be lent to the fan-out (see [`Writer::keep_socket`]).
+    lends: bool,
 }
 
 enum State {
@@ -429,7 +431,16 @@ impl Writer {
                 socket,
                 subscription: room.subscribe(cursor),
             },
+            lends: true,
         }
+    }
+
+    /// Never lends the socket: the connection writes every delivery itself, for when
+    /// each write must pass something only the connection knows (the fault lab's
+    /// delay, bandwidth and idle clock).
+    pub fn keep_socket(mut self) -> Self {
+        self.lends = false;
+        self
     }
 
     /// The next frames for the connection to write itself: a delivery (from `encode`),
@@ -441,7 +452,7 @@ impl Writer {
             match &mut self.state {
                 State::Own { socket, .. } if !socket.is_idle() => return Some(Bytes::new()),
                 State::Own { subscription, .. } => {
-                    let Some(last_id) = subscription.idle() else {
+                    let Some(last_id) = subscription.idle().filter(|_| self.lends) else {
                         return subscription.next().await.map(encode);
                     };
                     let State::Own { socket, .. } =
