@@ -28,6 +28,7 @@
 
 mod http2;
 mod idle;
+mod long_lived;
 mod memory;
 mod parse_errors;
 
@@ -64,6 +65,8 @@ use crate::tls::Tls;
 
 use idle::{Connection, ServingBody};
 pub use idle::{IdleConnections, Serving};
+use long_lived::Handoff;
+pub use long_lived::LongLived;
 use parse_errors::ParseErrorsAsJson;
 
 /// Largest request head (request line and headers) accepted; past it, 431. Browsers
@@ -162,7 +165,14 @@ pub async fn run(
                 http,
                 connection: connection.clone(),
             };
+            // A long-lived response (an SSE stream) to an HTTP/1.1 request is written by
+            // this task, not hyper (see `long_lived`).
+            let handoff = Arc::new(Handoff::default());
+            let offered = handoff.clone();
             let service = service_fn(move |mut request: Request<Incoming>| {
+                let handoff = (http == HttpVersion::Http1
+                    && request.version() == axum::http::Version::HTTP_11)
+                    .then(|| offered.clone());
                 request.extensions_mut().insert(ConnectInfo(remote));
                 if let Some(tap) = &tap {
                     request.extensions_mut().insert(tap.clone());
@@ -171,8 +181,15 @@ pub async fn run(
                 request.extensions_mut().insert(carrier.clone());
                 let response = app.clone().oneshot(request.map(Body::new));
                 async move {
-                    let response = response.await?;
-                    Ok::<_, Infallible>(response.map(|body| ServingBody::new(body, serving)))
+                    let response = response.await?.map(|body| ServingBody::new(body, serving));
+                    match handoff {
+                        Some(handoff) => match handoff.offer(response) {
+                            Some(response) => Ok::<_, Infallible>(response),
+                            // Left for the connection's task, which drops hyper.
+                            None => std::future::pending().await,
+                        },
+                        None => Ok(response),
+                    }
                 }
             });
             let shutdown = state.shutdown.clone();
@@ -182,11 +199,30 @@ pub async fn run(
                     // Inside the JSON rewriting, so the tap sees the bytes that leave.
                     let io = TokioIo::new(ParseErrorsAsJson::new(io));
                     let served = http1.serve_connection(io, service).with_upgrades();
-                    serve_connection(Box::pin(served), connection, shutdown).await
+                    let mut served = Box::pin(served);
+                    let handed_off = handoff.ready();
+                    match serve_connection(served.as_mut(), connection, shutdown, handed_off).await
+                    {
+                        Served::Ended(ended) => ended,
+                        Served::HandedOff => {
+                            let parts = Pin::into_inner(served).into_parts();
+                            let (Some(parts), Some(response)) = (parts, handoff.take()) else {
+                                return;
+                            };
+                            // Only the socket is kept: the rest of hyper's parts (its
+                            // read buffer) is a temporary, dropped with this statement.
+                            let io = { parts }.io.into_inner().into_inner();
+                            return long_lived::write(io, response).await;
+                        }
+                    }
                 }
                 HttpVersion::Http2 => {
-                    let served = http2.serve_connection(TokioIo::new(io), service);
-                    serve_connection(Box::pin(served), connection, shutdown).await
+                    let mut served = Box::pin(http2.serve_connection(TokioIo::new(io), service));
+                    let never = std::future::pending();
+                    match serve_connection(served.as_mut(), connection, shutdown, never).await {
+                        Served::Ended(ended) => ended,
+                        Served::HandedOff => unreachable!("HTTP/2 hands nothing off"),
+                    }
                 }
             };
             if let Err(error) = ended {
@@ -219,24 +255,38 @@ pub async fn run(
     Ok(())
 }
 
-/// Drives one HTTP connection until it ends, is closed as idle, or the server shuts
-/// down (then it finishes the requests in progress, if any, and closes: on HTTP/2
-/// after a GOAWAY). The connection comes boxed: an `async fn` keeps its arguments for
-/// its whole life, so pinning one inside would keep it twice in every connection's
-/// task (and the HTTP/2 connection's state, a few kilobytes, would be in every
-/// HTTP/1.1 one's).
+/// How hyper's part of a connection ended.
+enum Served {
+    /// The connection is over (or failed).
+    Ended(Result<(), hyper::Error>),
+    /// A long-lived response was handed to the connection's task, which writes it.
+    HandedOff,
+}
+
+/// Drives one HTTP connection until it ends, is closed as idle, hands a long-lived
+/// response off, or the server shuts down (then it finishes the requests in progress,
+/// if any, and closes: on HTTP/2 after a GOAWAY). The connection lives in a box the
+/// caller keeps: an `async fn` keeps its arguments for its whole life, so pinning one
+/// inside would keep it twice in every connection's task (and the HTTP/2 connection's
+/// state, a few kilobytes, would be in every HTTP/1.1 one's).
 async fn serve_connection<C: Graceful>(
-    mut served: Pin<Box<C>>,
+    mut served: Pin<&mut C>,
     connection: Arc<Connection>,
     shutdown: CancellationToken,
-) -> Result<(), hyper::Error> {
+    handed_off: impl Future<Output = ()>,
+) -> Served {
+    tokio::pin!(handed_off);
     tokio::select! {
-        ended = served.as_mut() => ended,
+        ended = served.as_mut() => Served::Ended(ended),
+        () = &mut handed_off => Served::HandedOff,
         // Dropping the connection closes its socket; no request is in progress.
-        () = connection.expired() => Ok(()),
+        () = connection.expired() => Served::Ended(Ok(())),
         () = shutdown.cancelled() => {
             served.as_mut().graceful_shutdown();
-            served.await
+            tokio::select! {
+                ended = served => Served::Ended(ended),
+                () = handed_off => Served::HandedOff,
+            }
         }
     }
 }

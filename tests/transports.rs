@@ -221,6 +221,90 @@ async fn sse_streams_each_message_as_an_event_with_its_id() {
     assert_eq!(event.json()["text"], "after");
 }
 
+/// Reads from `stream` into `seen` until it contains `wanted`.
+async fn read_until(stream: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, wanted: &str) {
+    use tokio::io::AsyncReadExt;
+    within(wanted, async {
+        while !String::from_utf8_lossy(seen).contains(wanted) {
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the stream ended before {wanted:?}: {seen:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+}
+
+/// Opens the lobby's stream with a raw `GET` in HTTP `version` and reads up to the end
+/// of `first` (the retry hint, as that version frames it): the socket, the response
+/// head and what followed it.
+async fn raw_sse(
+    server: &Server,
+    version: &str,
+    first: &str,
+) -> (tokio::net::TcpStream, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET /api/events?since=0 {version}\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut stream, &mut seen, first).await;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (stream, head.to_owned(), body.to_owned())
+}
+
+/// Over HTTP/1.1 the connection's task writes the stream itself, not hyper
+/// (`server/long_lived.rs`): on the wire it is the same chunked response, one chunk per
+/// event, ended by the last chunk when the server shuts down.
+#[tokio::test]
+async fn sse_over_http1_is_a_chunked_response_ended_by_the_last_chunk_at_shutdown() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::start().await;
+    let (mut stream, head, body) = raw_sse(&server, "HTTP/1.1", "retry: 3000\n\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    for line in [
+        "content-type: text/event-stream",
+        "cache-control: no-cache",
+        "transfer-encoding: chunked",
+        "date: ",
+    ] {
+        assert!(head.contains(line), "{line} not in {head}");
+    }
+    assert_eq!(body, "D\r\nretry: 3000\n\n\r\n");
+
+    let posted = server.post("alice", "chunked").await;
+    let mut seen = Vec::new();
+    read_until(&mut stream, &mut seen, "\n\n\r\n").await;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let (size, event) = text.split_once("\r\n").unwrap();
+    let event = event.strip_suffix("\r\n").unwrap();
+    assert_eq!(usize::from_str_radix(size, 16).unwrap(), event.len());
+    assert!(event.starts_with(&format!("id: {}\nevent: message\n", posted["id"])));
+    assert!(event.contains(r#""text":"chunked""#), "{event}");
+
+    let (stopped, rest) = tokio::join!(server.shutdown(), async {
+        let mut rest = Vec::new();
+        within("the end of the stream", stream.read_to_end(&mut rest))
+            .await
+            .unwrap();
+        rest
+    });
+    stopped.unwrap();
+    assert_eq!(String::from_utf8_lossy(&rest), "0\r\n\r\n");
+}
+
+/// An HTTP/1.0 client cannot read chunks: hyper serves its stream, unchunked, as
+/// before the hand-off existed.
+#[tokio::test]
+async fn sse_over_http1_0_is_served_by_hyper_without_chunks() {
+    let server = Server::start().await;
+    let (_stream, head, body) = raw_sse(&server, "HTTP/1.0", "retry: 3000\n\n").await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert_eq!(body, "retry: 3000\n\n");
+}
+
 #[tokio::test]
 async fn sse_resumes_from_last_event_id_which_wins_over_since() {
     let server = Server::start().await;

@@ -41,6 +41,12 @@ impl<T> ParseErrorsAsJson<T> {
             rewritten: None,
         }
     }
+
+    /// The socket, for a connection whose task writes a response itself (an answer
+    /// is rewritten only on a connection that the app never answers).
+    pub fn into_inner(self) -> T {
+        self.io
+    }
 }
 
 impl<T: AsyncWrite + Unpin> ParseErrorsAsJson<T> {
