@@ -241,8 +241,10 @@ async fn a_webtransport_session_that_stops_reading_is_closed_as_too_slow_and_res
 }
 
 #[tokio::test]
-async fn a_quiet_sse_stream_gets_keep_alive_comments() {
-    let server = Server::start_with(&["--sse-keep-alive", "0.1"]).await;
+async fn a_quiet_sse_stream_gets_one_keep_alive_comment_per_interval() {
+    let interval = Duration::from_millis(300);
+    let server = Server::start_with(&["--sse-keep-alive", "0.3"]).await;
+    let opened = Instant::now();
     let mut sse = SseClient::connect(&server, "", None).await;
     let _retry = sse.next_event().await;
     // Comments are not events: the reader counts them while it waits for one.
@@ -252,6 +254,10 @@ async fn a_quiet_sse_stream_gets_keep_alive_comments() {
         }
     };
     within("three keep-alive comments", reader).await;
+    // One comment per interval of silence, not more: three take three intervals (a
+    // busy machine only makes them later).
+    let took = opened.elapsed();
+    assert!(took >= 3 * interval, "three comments after {took:?}");
 }
 
 #[tokio::test]

@@ -110,11 +110,13 @@ fn resume_point(headers: &HeaderMap, params: &CursorParams) -> Result<Cursor, Ap
 struct Events {
     attendance: Attendance,
     subscription: Subscription,
-    /// Ticks every half keep-alive interval; a tick after a silent half sends a
-    /// comment, so a stream is never silent for a whole interval. Cheaper than a timer
+    /// Ticks every half keep-alive interval; the second tick in a row with nothing
+    /// written in between sends a comment, so a quiet stream gets one comment per
+    /// interval and no stream stays silent for a whole one. Cheaper than a timer
     /// pushed back at every event.
     ticks: Interval,
-    silent: bool,
+    /// Ticks since the last write.
+    quiet_ticks: u8,
     /// Kept from event to event (so pinned, in a box), so that it keeps its place in
     /// the shutdown's queue instead of joining it again at every event.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -134,7 +136,7 @@ fn stream_from(
         subscription: attendance.room().subscribe(cursor),
         attendance,
         ticks,
-        silent: true,
+        quiet_ticks: 0,
         shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
     };
     let retry = format!("retry: {}\n\n", SSE_RETRY.as_millis());
@@ -152,11 +154,13 @@ impl Events {
             tokio::select! {
                 biased;
                 delivery = self.subscription.next() => {
-                    self.silent = false;
+                    self.quiet_ticks = 0;
                     return delivery.map(|delivery| encode(&self.attendance, delivery));
                 }
                 _ = self.ticks.tick() => {
-                    if std::mem::replace(&mut self.silent, true) {
+                    self.quiet_ticks += 1;
+                    if self.quiet_ticks == 2 {
+                        self.quiet_ticks = 0;
                         return Some(Bytes::from_static(KEEP_ALIVE));
                     }
                 }
