@@ -12,6 +12,24 @@ async function labStatus(page, pattern) {
   await page.waitForFunction((source) => new RegExp(source).test(document.querySelector('#lab-status').textContent), pattern.source);
 }
 
+/**
+ * A server, a page with the lab panel open, and another viewer in its own browser
+ * context, both connected and past a first message (a cursor to resume from: a pane
+ * with none has nothing to say "resumed" about).
+ */
+async function openLab() {
+  const { server, browser, page } = await openApp({ contextOptions: { viewport: { width: 1280, height: 720 } } });
+  const other = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
+  await waitAllConnected(page);
+  await waitAllConnected(other);
+  const first = await server.post('setup', 'a cursor for everyone');
+  await waitMessageEverywhere(page, first.id);
+  await waitMessageEverywhere(other, first.id);
+  await page.click('#lab summary');
+  await labStatus(page, /The lab is on/);
+  return { server, browser, page, other };
+}
+
 describe('the fault lab', () => {
   let server;
   let browser;
@@ -19,14 +37,7 @@ describe('the fault lab', () => {
   let other; // another viewer, in its own browser context: never touched by this page's faults
 
   before(async () => {
-    ({ server, browser, page } = await openApp({ contextOptions: { viewport: { width: 1280, height: 720 } } }));
-    other = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
-    await waitAllConnected(page);
-    await waitAllConnected(other);
-    const first = await server.post('setup', 'a cursor for everyone');
-    await waitMessageEverywhere(page, first.id);
-    await page.click('#lab summary');
-    await labStatus(page, /The lab is on/);
+    ({ server, browser, page, other } = await openLab());
   });
 
   after(() => closeApp({ server, browser }));
@@ -94,16 +105,7 @@ describe('the fault lab’s lasting faults', () => {
   let other;
 
   before(async () => {
-    ({ server, browser, page } = await openApp({ contextOptions: { viewport: { width: 1280, height: 720 } } }));
-    other = await openPage(await browser.newContext({ locale: 'en-US' }), server.base);
-    await waitAllConnected(page);
-    await waitAllConnected(other);
-    // A cursor to resume from: a pane with none has nothing to say "resumed" about.
-    const first = await server.post('setup', 'a cursor for everyone');
-    await waitMessageEverywhere(page, first.id);
-    await waitMessageEverywhere(other, first.id);
-    await page.click('#lab summary');
-    await labStatus(page, /The lab is on/);
+    ({ server, browser, page, other } = await openLab());
   });
 
   after(() => closeApp({ server, browser }));
