@@ -18,14 +18,20 @@ function noticesOf(page, kind) {
   return pane(page, kind).locator('.notice').evaluateAll((items) => items.map((li) => li.className.split(' ')[1].slice('notice-'.length)));
 }
 
+/** The app in a browser the size of a projector, every pane connected. */
+async function openOnProjector() {
+  const app = await openApp({ contextOptions: { viewport: PROJECTOR } });
+  await waitAllConnected(app.page);
+  return app;
+}
+
 describe('the page on a projector', () => {
   let server;
   let browser;
   let page;
 
   before(async () => {
-    ({ server, browser, page } = await openApp({ contextOptions: { viewport: PROJECTOR } }));
-    await waitAllConnected(page);
+    ({ server, browser, page } = await openOnProjector());
   });
 
   after(() => closeApp({ server, browser }));
@@ -186,8 +192,7 @@ describe('a server restart, as the panes tell it', () => {
   let page;
 
   before(async () => {
-    ({ server, browser, page } = await openApp({ contextOptions: { viewport: PROJECTOR } }));
-    await waitAllConnected(page);
+    ({ server, browser, page } = await openOnProjector());
   });
 
   after(() => closeApp({ server, browser }));
@@ -224,8 +229,7 @@ describe('screenshots for the docs', () => {
   let page;
 
   before(async () => {
-    ({ server, browser, page } = await openApp({ contextOptions: { viewport: PROJECTOR } }));
-    await waitAllConnected(page);
+    ({ server, browser, page } = await openOnProjector());
     await server.post('alice', 'Short polling asks every interval; most answers are empty.');
     await server.post('bob', 'Long polling: the server holds the request until there is news.');
     const last = await server.post('carol', '长轮询：服务器挂起请求，直到有新消息。');
