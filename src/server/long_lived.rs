@@ -39,12 +39,13 @@
 //! HTTP/2 a stream is one of many on a connection, and hyper serves it like any
 //! response.
 
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::response::Parts;
 use axum::http::{Method, Request, Response, Version, header};
@@ -150,7 +151,12 @@ where
 
 /// The status line and the headers the app set, without the blank line.
 fn head(parts: &Parts, out: &mut Vec<u8>) {
-    let _ = write!(out, "HTTP/1.1 {}\r\n", parts.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    let reason = parts.status.canonical_reason().unwrap_or("");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -159,10 +165,25 @@ fn head(parts: &Parts, out: &mut Vec<u8>) {
     }
 }
 
-/// The `date` header and the blank line that ends a head.
+/// The `date` header and the blank line that ends a head. The date is made once a
+/// second per thread, as hyper makes it.
 fn end_head(out: &mut Vec<u8>) {
-    let date = httpdate::fmt_http_date(SystemTime::now());
-    let _ = write!(out, "date: {date}\r\n\r\n");
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    DATE.with_borrow_mut(|(made, date)| {
+        if *made != second {
+            *made = second;
+            *date = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(date.as_bytes());
+    });
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// Waits for a held answer's body while watching the socket, then writes head and body
