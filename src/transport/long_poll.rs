@@ -14,6 +14,11 @@
 //! history" and "start waiting": the handler registers with the hub's `Notify`
 //! *first*, then checks, then waits, so a publish in between still wakes it.
 //!
+//! Where the wait happens is the server's business, not the technique's: over HTTP/1.1
+//! the answer is handed over as a body that is ready later, and the connection's own
+//! task waits for it without hyper's buffers (`server/long_lived.rs`), about 6 KiB per
+//! held request instead of 19.
+//!
 //! Cost: one held request (a socket and a small task) per waiting client, and one
 //! request-response round trip per message burst, with its HTTP headers. Gain: a
 //! message is seen within milliseconds, and nothing but plain HTTP is needed. After
