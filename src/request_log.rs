@@ -11,6 +11,8 @@
 //! profile, that log line was 40 % of a long poll's cost). The app names the routine
 //! `GET` paths ([`RequestLogLayer::routine`]); an error answer (4xx, 5xx) is never
 //! routine. SSE streams and WebSocket upgrades are one line per connection, at `info`.
+//! A long poll held over HTTP/1.1 makes its head when the hold begins (its answer is
+//! the body, see `server/long_lived.rs`), so its line is written then.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -65,8 +65,8 @@ use crate::tls::Tls;
 
 use idle::{Connection, ServingBody};
 pub use idle::{IdleConnections, Serving};
-use long_lived::Handoff;
 pub use long_lived::LongLived;
+use long_lived::{Handoff, Prefixed};
 use parse_errors::ParseErrorsAsJson;
 
 /// Largest request head (request line and headers) accepted; past it, 431. Browsers
@@ -80,6 +80,10 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 pub struct Carrier {
     pub id: u64,
     pub http: HttpVersion,
+    /// Whether a long-lived response to this request (an SSE stream, a held long poll)
+    /// is written by the connection's own task, without hyper's buffers: on HTTP/1.1,
+    /// to a `GET` that keeps its connection (see `long_lived`).
+    pub hands_off: bool,
     connection: Arc<Connection>,
 }
 
@@ -163,22 +167,26 @@ pub async fn run(
             let carrier = Carrier {
                 id,
                 http,
+                hands_off: false,
                 connection: connection.clone(),
             };
-            // A long-lived response (an SSE stream) to an HTTP/1.1 request is written by
-            // this task, not hyper (see `long_lived`).
+            // A long-lived response (an SSE stream, a held long poll) to an HTTP/1.1
+            // request is written by this task, not hyper (see `long_lived`).
             let handoff = Arc::new(Handoff::default());
             let offered = handoff.clone();
             let service = service_fn(move |mut request: Request<Incoming>| {
-                let handoff = (http == HttpVersion::Http1
-                    && request.version() == axum::http::Version::HTTP_11)
+                let handoff = (http == HttpVersion::Http1 && long_lived::can_take(&request))
                     .then(|| offered.clone());
                 request.extensions_mut().insert(ConnectInfo(remote));
                 if let Some(tap) = &tap {
                     request.extensions_mut().insert(tap.clone());
                 }
                 let serving = carrier.hold();
-                request.extensions_mut().insert(carrier.clone());
+                let hands_off = handoff.is_some();
+                request.extensions_mut().insert(Carrier {
+                    hands_off,
+                    ..carrier.clone()
+                });
                 let response = app.clone().oneshot(request.map(Body::new));
                 async move {
                     let response = response.await?.map(|body| ServingBody::new(body, serving));
@@ -192,34 +200,51 @@ pub async fn run(
                     }
                 }
             });
-            let shutdown = state.shutdown.clone();
+            let shutdown = &state.shutdown;
             let (http1, http2) = &*builders;
             let ended = match http {
                 HttpVersion::Http1 => {
-                    // Inside the JSON rewriting, so the tap sees the bytes that leave.
-                    let io = TokioIo::new(ParseErrorsAsJson::new(io));
-                    let served = http1.serve_connection(io, service).with_upgrades();
-                    let mut served = Box::pin(served);
-                    let handed_off = handoff.ready();
-                    match serve_connection(served.as_mut(), connection, shutdown, handed_off).await
-                    {
-                        Served::Ended(ended) => ended,
-                        Served::HandedOff => {
-                            let parts = Pin::into_inner(served).into_parts();
-                            let (Some(parts), Some(response)) = (parts, handoff.take()) else {
-                                return;
-                            };
-                            // Only the socket is kept: the rest of hyper's parts (its
-                            // read buffer) is a temporary, dropped with this statement.
-                            let io = { parts }.io.into_inner().into_inner();
-                            return long_lived::write(io, response).await;
+                    let (mut io, mut service) = (Prefixed::new(io), service);
+                    loop {
+                        // Inside the JSON rewriting, so the tap sees the bytes that leave.
+                        let io_json = TokioIo::new(ParseErrorsAsJson::new(io));
+                        let served = http1.serve_connection(io_json, service).with_upgrades();
+                        let mut served = Box::pin(served);
+                        let handed_off = handoff.ready();
+                        match serve_connection(served.as_mut(), &connection, shutdown, handed_off)
+                            .await
+                        {
+                            Served::Ended(ended) => break ended,
+                            Served::HandedOff => {
+                                let parts = Pin::into_inner(served).into_parts();
+                                let (Some(parts), Some(response)) = (parts, handoff.take()) else {
+                                    return;
+                                };
+                                // The socket and the service are kept; hyper's buffers go
+                                // with the rest of its parts, and what it had read past
+                                // the request is read again by the next connection.
+                                let http1::Parts {
+                                    io: kept,
+                                    read_buf,
+                                    service: kept_service,
+                                    ..
+                                } = parts;
+                                let mut kept = kept.into_inner().into_inner();
+                                kept.read_first(read_buf);
+                                match long_lived::write(kept, response).await {
+                                    Some(again) if !shutdown.is_cancelled() => {
+                                        (io, service) = (again, kept_service);
+                                    }
+                                    _ => return,
+                                }
+                            }
                         }
                     }
                 }
                 HttpVersion::Http2 => {
                     let mut served = Box::pin(http2.serve_connection(TokioIo::new(io), service));
                     let never = std::future::pending();
-                    match serve_connection(served.as_mut(), connection, shutdown, never).await {
+                    match serve_connection(served.as_mut(), &connection, shutdown, never).await {
                         Served::Ended(ended) => ended,
                         Served::HandedOff => unreachable!("HTTP/2 hands nothing off"),
                     }
@@ -271,8 +296,8 @@ enum Served {
 /// state, a few kilobytes, would be in every HTTP/1.1 one's).
 async fn serve_connection<C: Graceful>(
     mut served: Pin<&mut C>,
-    connection: Arc<Connection>,
-    shutdown: CancellationToken,
+    connection: &Connection,
+    shutdown: &CancellationToken,
     handed_off: impl Future<Output = ()>,
 ) -> Served {
     tokio::pin!(handed_off);

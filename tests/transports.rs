@@ -305,6 +305,122 @@ async fn sse_over_http1_0_is_served_by_hyper_without_chunks() {
     assert_eq!(body, "retry: 3000\n\n");
 }
 
+/// Reads one whole response from `stream` (its head, then `content-length` bytes of
+/// body), keeping in `seen` whatever came after it.
+async fn next_answer(stream: &mut tokio::net::TcpStream, seen: &mut Vec<u8>) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    within("a whole answer", async {
+        loop {
+            let text = String::from_utf8_lossy(seen).into_owned();
+            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .unwrap_or_else(|| panic!("no content-length in {head}"))
+                    .parse()
+                    .unwrap();
+                if rest.len() >= length {
+                    let answer = (head.to_owned(), rest[..length].to_owned());
+                    seen.drain(..head.len() + 4 + length);
+                    return answer;
+                }
+            }
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection ended: {seen:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+}
+
+/// Over HTTP/1.1 a held long poll is answered by the connection's task, not hyper
+/// (`server/long_lived.rs`): the whole answer at once, with its length, and then the
+/// connection serves what the client sent behind it, with the poll (pipelined) and
+/// while it was held, in order.
+#[tokio::test]
+async fn a_held_long_poll_answers_whole_and_its_connection_serves_what_came_behind_it() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let poll = "GET /api/messages/long-poll?since=0 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let short = "GET /api/messages?since=0 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    stream
+        .write_all(format!("{poll}{short}").as_bytes())
+        .await
+        .unwrap();
+    let held = || async { server.stats().await["transports"]["long_poll"]["open"] == 1 };
+    eventually("the poll to be held", held).await;
+    stream.write_all(poll.as_bytes()).await.unwrap();
+    let posted = server.post("alice", "held").await;
+
+    let mut seen = Vec::new();
+    let (head, body) = next_answer(&mut stream, &mut seen).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(head.contains("\r\ndate: "), "{head}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["messages"][0]["text"], "held", "{answer}");
+    assert_eq!(answer["last_id"], posted["id"]);
+    // The short poll sent with it, then the long poll sent while it was held: both
+    // see the message, which was published before they were read.
+    for _ in 0..2 {
+        let (head, body) = next_answer(&mut stream, &mut seen).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(ids(answer["messages"].as_array().unwrap()), [1], "{answer}");
+    }
+    assert!(seen.is_empty(), "{seen:?}");
+}
+
+/// A client that goes away while its poll is held is no longer counted, on HTTP/1.1
+/// (where the connection's task holds the poll) as before.
+#[tokio::test]
+async fn a_long_poll_whose_client_leaves_while_held_is_let_go() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let poll = "GET /api/messages/long-poll?since=0 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    stream.write_all(poll.as_bytes()).await.unwrap();
+    let open = |n: u64| {
+        let server = &server;
+        move || async move { server.stats().await["transports"]["long_poll"]["open"] == n }
+    };
+    eventually("the poll to be held", open(1)).await;
+    drop(stream);
+    eventually("the poll to be let go", open(0)).await;
+}
+
+/// Where hyper writes the answer (a `HEAD`, a client that asked to close, HTTP/1.0),
+/// a held poll answers as it always did: with its length, when it is ready.
+#[tokio::test]
+async fn a_long_poll_hyper_answers_is_whole_too() {
+    let server = Server::start().await;
+    for (request, version) in [
+        ("HEAD", "HTTP/1.1\r\nConnection: close"),
+        ("GET", "HTTP/1.0"),
+        ("GET", "HTTP/1.1\r\nConnection: close"),
+    ] {
+        let answer = common::raw_http(
+            server.addr,
+            &format!(
+                "{request} /api/messages/long-poll?since=0&timeout=1 {version}\r\nHost: localhost\r\n\r\n"
+            ),
+        )
+        .await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(" 200 OK\r\n"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        let empty = r#"{"messages":[],"last_id":0,"reset":false}"#;
+        assert!(
+            head.contains(&format!("content-length: {}", empty.len())),
+            "{head}"
+        );
+        let expected = if request == "HEAD" { "" } else { empty };
+        assert_eq!(body, expected, "{request} {version}");
+    }
+}
+
 #[tokio::test]
 async fn sse_resumes_from_last_event_id_which_wins_over_since() {
     let server = Server::start().await;

@@ -61,11 +61,12 @@ pub struct IdleConnections {
 struct Queue {
     next_id: u64,
     /// Idle since, and id → how to close it; the first entry has been idle longest.
-    idle: BTreeMap<(Instant, u64), Closer>,
+    idle: BTreeMap<(Instant, u64), Arc<Closer>>,
 }
 
-/// Tells an idle connection to close, and learns when it has.
-#[derive(Clone)]
+/// Tells an idle connection to close, and learns when it has. Shared (an `Arc`) with
+/// the queue: a connection enters the queue after every request, and a token's clone
+/// takes a lock.
 struct Closer {
     close: CancellationToken,
     closed: CancellationToken,
@@ -78,7 +79,7 @@ pub struct Connection {
     /// Changed under the queue's lock, so that the queue and the phase agree.
     phase: Mutex<Phase>,
     /// How to close it, as the queue keeps it while it is idle.
-    closer: Closer,
+    closer: Arc<Closer>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -117,10 +118,10 @@ impl IdleConnections {
             idle: self.clone(),
             id,
             phase: Mutex::new(Phase::Serving(0)),
-            closer: Closer {
+            closer: Arc::new(Closer {
                 close: CancellationToken::new(),
                 closed: CancellationToken::new(),
-            },
+            }),
         };
         let made_room = self.wait(&mut queue, &connection, true);
         (Arc::new(connection), made_room)
@@ -132,7 +133,7 @@ impl IdleConnections {
         let (_, closer) = self.lock().idle.pop_first()?;
         self.shed.fetch_add(1, Relaxed);
         closer.close.cancel();
-        Some(closer.closed)
+        Some(closer.closed.clone())
     }
 
     /// Counts a failed accept.
@@ -180,7 +181,7 @@ impl IdleConnections {
         let (_, oldest) = queue.idle.pop_first()?;
         self.shed.fetch_add(1, Relaxed);
         oldest.close.cancel();
-        Some(oldest.closed)
+        Some(oldest.closed.clone())
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {

@@ -17,6 +17,7 @@
 //! one interval before a message is seen. Gain: nothing is held open on the server,
 //! and it works through any proxy, cache or firewall that speaks HTTP.
 
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 
@@ -39,6 +40,12 @@ pub async fn poll(arrival: Arrival) -> Result<Response, ApiError> {
 
 /// Turns a page of the history into the poll answer, and counts what it sends.
 pub fn answer(attendance: &mut Attendance, cursor: Cursor, page: Page) -> Response {
+    let body = answer_body(attendance, cursor, page);
+    ([(header::CONTENT_TYPE, JSON)], body).into_response()
+}
+
+/// The answer's JSON (see [`answer`]).
+pub fn answer_body(attendance: &mut Attendance, cursor: Cursor, page: Page) -> Vec<u8> {
     if matches!(cursor, Cursor::After(_)) && !page.reset {
         attendance.following();
     }
@@ -57,9 +64,8 @@ pub fn answer(attendance: &mut Attendance, cursor: Cursor, page: Page) -> Respon
         Counters::add(&counters.resets, 1);
     }
     attendance.sent(&page.entries, body.len());
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    body
 }
+
+/// The answer's content type.
+pub const JSON: &str = "application/json";

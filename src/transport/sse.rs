@@ -81,7 +81,7 @@ pub async fn events(headers: HeaderMap, arrival: Arrival) -> Result<Response, Ap
     Ok((
         // On HTTP/1.1 the connection's task writes this stream itself, without hyper's
         // buffers (the same bytes: `server/long_lived.rs`).
-        Extension(LongLived),
+        Extension(LongLived::Stream),
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
