@@ -11,13 +11,14 @@
 //!
 //! The answer is exactly a short poll's ([`short_poll::answer`]); only the waiting is
 //! new. The one subtle step is not to miss a publish that lands between "check the
-//! history" and "start waiting": the handler registers with the hub's `Notify`
-//! *first*, then checks, then waits, so a publish in between still wakes it.
+//! history" and "start waiting": the wait ([`Held::answer`]) registers with the hub's
+//! `Notify` *first*, then checks again, then waits, so a publish in between still
+//! wakes it.
 //!
 //! Where the wait happens is the server's business, not the technique's: over HTTP/1.1
 //! the answer is handed over as a body that is ready later, and the connection's own
-//! task waits for it without hyper's buffers (`server/long_lived.rs`), about 6 KiB per
-//! held request instead of 19.
+//! task waits for it without hyper's buffers (`server/long_lived.rs`): 6–8 KiB of
+//! server memory per held request instead of 15–19 (docs/bench/profiles.md).
 //!
 //! Cost: one held request (a socket and a small task) per waiting client, and one
 //! request-response round trip per message burst, with its HTTP headers. Gain: a
