@@ -11,7 +11,7 @@
 //!
 //! The answer is exactly a short poll's ([`short_poll::answer`]); only the waiting is
 //! new. The one subtle step is not to miss a publish that lands between "check the
-//! history" and "start waiting": the wait ([`Held::answer`]) registers with the hub's
+//! history" and "start waiting": the wait (`Held::answer`) registers with the hub's
 //! `Notify` *first*, then checks again, then waits, so a publish in between still
 //! wakes it.
 //!
