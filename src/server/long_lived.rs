@@ -74,9 +74,10 @@ impl LongLived {
 }
 
 /// Whether a long-lived response to `request` may be written by the connection's task:
-/// a `GET` (a `HEAD` answer has no body) from an HTTP/1.1 client that keeps its
-/// connection (hyper closes one that asked to after the answer).
-pub fn can_take<B>(request: &Request<B>) -> bool {
+/// a `GET` without a body (a `HEAD` answer has none; a body hyper has not read would be
+/// taken for the next request) from an HTTP/1.1 client that keeps its connection
+/// (hyper closes one that asked to after the answer).
+pub fn can_take<B: HttpBody>(request: &Request<B>) -> bool {
     let closes = request
         .headers()
         .get_all(header::CONNECTION)
@@ -88,7 +89,10 @@ pub fn can_take<B>(request: &Request<B>) -> bool {
                     .any(|token| token.trim().eq_ignore_ascii_case("close"))
             })
         });
-    request.version() == Version::HTTP_11 && request.method() == Method::GET && !closes
+    request.version() == Version::HTTP_11
+        && request.method() == Method::GET
+        && request.body().is_end_stream()
+        && !closes
 }
 
 /// Most bytes of chunks gathered into one write.
