@@ -36,6 +36,7 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -43,7 +44,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -60,7 +60,7 @@ use tower::ServiceExt;
 use crate::App;
 use crate::state::AppState;
 use crate::stats::HttpVersion;
-use crate::tap::Tapped;
+use crate::tap::{ConnectionTap, Tapped};
 use crate::tls::Tls;
 
 use idle::{Connection, ServingBody};
@@ -74,12 +74,16 @@ use parse_errors::ParseErrorsAsJson;
 /// HTTP/2, the largest decoded header list.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
-/// The TCP connection a request came on (in its extensions): its number, in order of
-/// acceptance, and the HTTP it speaks. On HTTP/2 every request of a page shares one.
+/// The TCP connection a request came on (in its extensions, the one the accept loop
+/// puts there): its number, in order of acceptance, the client's address, the HTTP it
+/// speaks and its wire tap. On HTTP/2 every request of a page shares one.
 #[derive(Clone)]
 pub struct Carrier {
     pub id: u64,
+    pub remote: SocketAddr,
     pub http: HttpVersion,
+    /// Where the wire tap sees this connection's bytes (none when tapping is off).
+    pub tap: Option<Arc<ConnectionTap>>,
     /// Whether a long-lived response to this request (an SSE stream, a held long poll)
     /// is written by the connection's own task, without hyper's buffers: on HTTP/1.1,
     /// to a `GET` that keeps its connection (see `long_lived`).
@@ -166,7 +170,9 @@ pub async fn run(
             let io = Tapped::new(io, tap.clone());
             let carrier = Carrier {
                 id,
+                remote,
                 http,
+                tap: tap.clone(),
                 hands_off: false,
                 connection: connection.clone(),
             };
@@ -177,10 +183,6 @@ pub async fn run(
             let service = service_fn(move |mut request: Request<Incoming>| {
                 let handoff = (http == HttpVersion::Http1 && long_lived::can_take(&request))
                     .then(|| offered.clone());
-                request.extensions_mut().insert(ConnectInfo(remote));
-                if let Some(tap) = &tap {
-                    request.extensions_mut().insert(tap.clone());
-                }
                 let serving = carrier.hold();
                 let hands_off = handoff.is_some();
                 request.extensions_mut().insert(Carrier {

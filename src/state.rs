@@ -5,10 +5,8 @@
 //! API and the server loop all look down at it, so there is no import circle between
 //! the crate root, the router and the handlers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,10 +21,6 @@ use crate::quic::certificate::DevCertificate;
 use crate::server::IdleConnections;
 use crate::stats::{ByHttp, Stats, TcpConnections};
 use crate::tap::Taps;
-
-/// The address of the client that sent a request (set by the accept loop in
-/// [`crate::server`]).
-pub type ClientAddr = ConnectInfo<SocketAddr>;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,7 @@ use tower::{Layer, Service};
 use crate::error::ApiError;
 use crate::extract::{FromQuery, Query};
 use crate::protocol::Transport;
+use crate::server::Carrier;
 use crate::transport::cursor::Number;
 
 /// The layer in front of every API request: reads `tap=` and points the connection at
@@ -91,7 +92,10 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let connection = request.extensions().get::<Arc<ConnectionTap>>();
+        let connection = request
+            .extensions()
+            .get::<Carrier>()
+            .and_then(|c| c.tap.as_ref());
         // Tapping is off, no real connection, or not an API request (the page's files).
         let Some(connection) = connection.filter(|_| is_api(request.uri().path())).cloned() else {
             return Attached::Plain {

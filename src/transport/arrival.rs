@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::Uri;
 use axum::http::request::Parts;
 
@@ -21,7 +21,7 @@ use crate::presence::Visitor;
 use crate::protocol::Transport;
 use crate::room::RoomName;
 use crate::server::Carrier;
-use crate::state::{AppState, ClientAddr};
+use crate::state::AppState;
 
 /// A request to a transport (or to publish), read but not yet admitted.
 pub struct Arrival {
@@ -47,11 +47,6 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
         parts: &mut Parts,
         app: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let ConnectInfo(client) = parts
-            .extensions
-            .get::<ClientAddr>()
-            .copied()
-            .expect("the accept loop attaches every client's address");
         let carrier = parts
             .extensions
             .get::<Carrier>()
@@ -66,7 +61,7 @@ impl FromRequestParts<Arc<AppState>> for Arrival {
             room,
             params,
             visitor,
-            ip: client.ip(),
+            ip: carrier.remote.ip(),
             carrier: Some(carrier),
         })
     }
