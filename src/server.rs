@@ -18,7 +18,8 @@
 //!   cannot hold its connection, task and buffers forever;
 //! - JSON bodies for the errors hyper answers by itself (see [`parse_errors`]);
 //! - memory handed back to the system after a flood of connections (see [`memory`]);
-//! - the client's address attached to each request, for the per-IP limits;
+//! - the connection attached to each request ([`Carrier`]: the client's address, for
+//!   the per-IP limits, the HTTP it speaks and its wire tap);
 //! - a bounded graceful shutdown:
 //!   1. stop accepting;
 //!   2. cancel [`AppState::shutdown`] and wake every held long poll: idle connections
