@@ -219,21 +219,11 @@ pub async fn run(
                         {
                             Served::Ended(ended) => break ended,
                             Served::HandedOff => {
-                                let parts = Pin::into_inner(served).into_parts();
-                                let (Some(parts), Some(response)) = (parts, handoff.take()) else {
+                                let (Some((kept, kept_service)), Some(response)) =
+                                    (take_back(served), handoff.take())
+                                else {
                                     return;
                                 };
-                                // The socket and the service are kept; hyper's buffers go
-                                // with the rest of its parts, and what it had read past
-                                // the request is read again by the next connection.
-                                let http1::Parts {
-                                    io: kept,
-                                    read_buf,
-                                    service: kept_service,
-                                    ..
-                                } = parts;
-                                let mut kept = kept.into_inner().into_inner();
-                                kept.read_first(read_buf);
                                 match long_lived::write(kept, response).await {
                                     Some(again) if !shutdown.is_cancelled() => {
                                         (io, service) = (again, kept_service);
@@ -289,6 +279,31 @@ enum Served {
     Ended(Result<(), hyper::Error>),
     /// A long-lived response was handed to the connection's task, which writes it.
     HandedOff,
+}
+
+/// An HTTP/1.1 connection as hyper serves it, over the socket as the task keeps it.
+type Http1<IO, S> = http1::UpgradeableConnection<TokioIo<ParseErrorsAsJson<Prefixed<IO>>>, S>;
+
+/// The socket and the service of an HTTP/1.1 connection that handed a response off.
+/// hyper's buffers go with the rest of its parts; what it had read past the request is
+/// read first by the next connection on the socket.
+fn take_back<IO, S, B>(served: Pin<Box<Http1<IO, S>>>) -> Option<(Prefixed<IO>, S)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let http1::Parts {
+        io,
+        read_buf,
+        service,
+        ..
+    } = Pin::into_inner(served).into_parts()?;
+    let mut io = io.into_inner().into_inner();
+    io.read_first(read_buf);
+    Some((io, service))
 }
 
 /// Drives one HTTP connection until it ends, is closed as idle, hands a long-lived
