@@ -18,8 +18,16 @@ use pushlab::protocol::{Transport, WtDelivery};
 use tokio_util::sync::CancellationToken;
 
 async fn start_server() -> SocketAddr {
-    // As the bench runs its own servers: on loopback, with the limits off.
-    let config = Config::parse_from(std::iter::once("pushlab").chain(SPAWN_ARGS));
+    start_server_with(&[]).await
+}
+
+/// A server as the bench starts its own (on loopback, with the limits off), with `more`
+/// arguments.
+async fn start_server_with(more: &[&str]) -> SocketAddr {
+    let args = std::iter::once("pushlab")
+        .chain(SPAWN_ARGS)
+        .chain(more.iter().copied());
+    let config = Config::parse_from(args);
     let listener = pushlab::listen(&config).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(pushlab::serve(listener, config, std::future::pending()));
@@ -153,6 +161,23 @@ async fn with_other_rooms_listening_every_message_reaches_its_room_only() {
             "{transport:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_pollers_in_other_rooms_ask_within_the_first_interval_too() {
+    // 40 bystanders after 1 subscriber, in a row of 2 s (4 messages at 2/s): spread by
+    // the room's subscribers alone, the last would first ask 40 intervals (2 s) after
+    // connecting, and the server would have closed its silent connection after 1 s.
+    let server = start_server_with(&["--header-timeout", "1"]).await;
+    let bench = bench_against(server, CancellationToken::new());
+    let spec = Spec {
+        other_rooms: 40,
+        per_other_room: 1,
+        ..Spec::publishing(Transport::ShortPoll, 1, 4, 2.0, 1)
+    };
+    let row = bench.row(&spec).await.unwrap();
+    assert!(row.is_clean(), "{row:?}");
+    assert_eq!((row.client_errors, row.connected), (0, 41), "{row:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
