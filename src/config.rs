@@ -105,7 +105,9 @@ pub struct Config {
     pub publish_burst: u32,
 
     /// Most connections held open at once (SSE streams, WebSockets and held long
-    /// polls together); past it, 503 with Retry-After. 0 = no cap.
+    /// polls together); past it, 503 with Retry-After. 0 = no cap. Each is a file
+    /// descriptor: the server raises its open-files limit to the hard limit at start,
+    /// and warns when this is above even that.
     #[arg(long, env = "PUSHLAB_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
 

@@ -25,6 +25,30 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use crate::config::Config;
 use crate::error::{ApiError, BodyTimedOut};
 
+/// Raises this process's soft open-files limit (`RLIMIT_NOFILE`) as far as its hard
+/// limit allows, as Go's runtime and nginx's `worker_rlimit_nofile` do: every held
+/// connection is a file descriptor, and a login shell's usual soft limit (1 024) is far
+/// below the connection caps. Returns the limit now in force.
+pub fn raise_open_files() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX)
+        .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
+        .unwrap_or(1024)
+}
+
+/// What to tell the operator when `--max-connections` allows more held connections than
+/// there are `open_files` descriptors (past them, accepting fails, and the server closes
+/// idle connections to make room: [`crate::server`]).
+pub fn open_files_warning(config: &Config, open_files: u64) -> Option<String> {
+    let wanted = config.max_connections as u64;
+    (wanted > open_files).then(|| {
+        format!(
+            "--max-connections {wanted} is more than the open-files limit ({open_files}) \
+             lets this process hold; raise the hard limit (ulimit -Hn, systemd \
+             LimitNOFILE=) or lower --max-connections"
+        )
+    })
+}
+
 /// How many client IPs the rate limiter remembers before it forgets idle ones.
 const REMEMBERED_IPS: usize = 10_000;
 

@@ -56,6 +56,8 @@ async fn main() -> anyhow::Result<ExitCode> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
+    // Before anything sizes itself from it (the idle-connection cap's default).
+    let open_files = pushlab::limits::raise_open_files();
     // Listen for the signals first, so that one arriving while the store opens still
     // shuts down gracefully.
     let shutdown = shutdown_signal()?;
@@ -80,6 +82,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             "WebTransport on UDP {} (self-signed certificate; the page fetches its hash)",
             listener.local_addr()?
         );
+    }
+    // After the lines above, which scripts read first.
+    if let Some(warning) = pushlab::limits::open_files_warning(&state.config, open_files) {
+        tracing::warn!("{warning}");
     }
     pushlab::run(listener, Arc::new(state), tls, shutdown).await?;
     Ok(ExitCode::SUCCESS)

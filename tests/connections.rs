@@ -169,7 +169,7 @@ async fn cleartext_http2_is_refused_and_the_connection_closed_at_once() {
     assert_eq!(server.get_json("/healthz").await.0, 200);
 }
 
-/// A `pushlab` process limited to `open_files` descriptors, and its log.
+/// A `pushlab` process started with an open-files limit, and its log.
 struct Limited {
     server: Server,
     child: tokio::process::Child,
@@ -178,14 +178,18 @@ struct Limited {
 }
 
 impl Limited {
+    /// Limited to `open_files` descriptors, soft and hard.
     async fn start(open_files: u64, flags: &[&str]) -> Self {
+        Self::start_with_limits(open_files, open_files, flags).await
+    }
+
+    /// Started with a soft open-files limit of `soft` and a hard one of `hard`.
+    async fn start_with_limits(soft: u64, hard: u64, flags: &[&str]) -> Self {
         let mut command = cluster::pushlab("memory", flags);
         command.stdout(Stdio::piped());
         // SAFETY: only setrlimit, a system call, runs between fork and exec.
         unsafe {
-            command.pre_exec(move || {
-                rlimit::setrlimit(rlimit::Resource::NOFILE, open_files, open_files)
-            });
+            command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
         }
         let mut child = command.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -265,6 +269,48 @@ async fn out_of_descriptors_the_oldest_idle_connection_makes_room_and_it_is_logg
     assert!(metric(server, "pushlab_idle_shed_total").await > 0);
     let log = limited.log().await;
     assert_eq!(log.matches("accept failed").count(), 1, "{log}");
+}
+
+#[tokio::test]
+async fn the_server_raises_its_open_files_limit_as_far_as_it_may() {
+    // A login shell's soft limit under a higher hard one: the idle cap's default (a
+    // quarter of the limit) would have been 16.
+    let limited = Limited::start_with_limits(64, 4096, &[]).await;
+    let pid = limited.child.id().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(open_files, ["4096", "4096", "files"], "{limits}");
+    // 200 silent sockets fit under the idle cap now (1 024): none is shed.
+    let _piled = pile_up_silent_sockets(limited.server.addr).await;
+    assert_eq!(metric(&limited.server, "pushlab_idle_shed_total").await, 0);
+}
+
+#[tokio::test]
+async fn a_connection_cap_above_the_open_files_limit_is_warned_about_at_start() {
+    let warning = "is more than the open-files limit";
+    // An answer means the server is serving, which it starts after the warning.
+    let within_limit = Limited::start(256, &["--max-connections", "256"]).await;
+    assert!(
+        healthz(within_limit.server.addr)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    let log = within_limit.log().await;
+    assert!(!log.contains(warning), "{log}");
+    let above = Limited::start(256, &["--max-connections", "1000"]).await;
+    assert!(healthz(above.server.addr).await.starts_with("HTTP/1.1 200"));
+    let log = above.log().await;
+    let (first, rest) = log.split_once('\n').unwrap();
+    assert!(first.starts_with("pushlab listening on "), "{log}");
+    assert!(
+        rest.contains("--max-connections 1000 is more than the open-files limit (256)"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

@@ -22,9 +22,7 @@ pub struct FileLimit {
 
 /// Raises the soft open-files limit as far as the hard limit allows.
 pub fn raise() -> FileLimit {
-    let open_files = rlimit::increase_nofile_limit(u64::MAX)
-        .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
-        .unwrap_or(1024);
+    let open_files = crate::limits::raise_open_files();
     FileLimit {
         open_files,
         max_clients: usize::try_from(open_files.saturating_sub(RESERVED)).unwrap_or(usize::MAX),
