@@ -3,8 +3,9 @@
 //!
 //! Clients are spread evenly over the interval (client `i` of `n`, counting other rooms'
 //! too, starts `i/n` of an interval late), as real visitors would be, rather than all
-//! asking in the same millisecond. Each answer's `last_id` is the next request's `since`, so nothing is
-//! missed or seen twice however the polls and publishes interleave.
+//! asking in the same millisecond. Each answer's `last_id` is the next request's
+//! `since`, so nothing is missed or seen twice however the polls and publishes
+//! interleave.
 
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 

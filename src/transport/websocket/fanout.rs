@@ -13,8 +13,8 @@
 //! socket in turn without ever waiting on one. Every [`STAMP_EVERY`] sockets it lets
 //! the rest of the server run (the publishers among them), and messages that arrive
 //! while it writes go out together in its next pass: one `write` per socket per pass,
-//! at most [`PASS_BYTES`]. A socket goes back to its
-//! connection, which carries on the plain way, when:
+//! at most [`PASS_BYTES`]. A socket goes back to its connection, which carries on the
+//! plain way, when:
 //!
 //! - it cannot take a whole pass at once (its client reads slowly): with what it did
 //!   not take, which its connection writes first, under `--slow-client-timeout`;
