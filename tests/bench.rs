@@ -181,6 +181,21 @@ async fn short_pollers_in_other_rooms_ask_within_the_first_interval_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_webtransport_session_counts_quics_own_packets() {
+    // QUIC keep-alives every second (the server's --ws-ping), 4 s of idle: no frame
+    // arrives, and the PINGs and their ACKs are still bytes on the wire.
+    let server = start_server_with(&["--ws-ping", "1"]).await;
+    let bench = bench_against(server, CancellationToken::new());
+    let spec = Spec {
+        idle: Duration::from_secs(4),
+        ..Spec::publishing(Transport::Webtransport, 2, 0, 1.0, 1)
+    };
+    let row = bench.row(&spec).await.unwrap();
+    assert!(row.is_clean(), "{row:?}");
+    assert!(row.window.bytes > 0, "{row:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_bench_returns_at_once_with_the_row_marked_interrupted() {
     let stop = CancellationToken::new();
     let bench = bench_against(start_server().await, stop.clone());

@@ -12,11 +12,13 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::time::MissedTickBehavior;
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint, RecvStream};
 
@@ -25,6 +27,10 @@ use super::{Run, Seen, connect_gated};
 use crate::bench::tally::Receipts;
 use crate::bench::wire::Wire;
 use crate::protocol::{ServerFrame, WtDelivery};
+
+/// How often a session's UDP bytes are added to the wire when no frame arrives: what
+/// an idle row can miss at its end.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyhow::Result<()> {
     let open = async {
@@ -45,10 +51,18 @@ pub async fn subscribe(run: &Run, index: usize, receipts: &mut Receipts) -> anyh
     let (connection, down) = connect_gated(run, open).await?;
     let mut counted = UdpCount::default();
     counted.add(&connection, &run.wire);
+    // QUIC's own packets (keep-alive PINGs, ACKs) come with no frame to read: counted
+    // each second too, or an idle session would count nothing.
+    let mut count_every = tokio::time::interval(COUNT_EVERY);
+    count_every.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut frames = std::pin::pin!(frames(&connection, down));
     loop {
         let frame = tokio::select! {
             () = run.stop.cancelled() => return Ok(()),
+            _ = count_every.tick() => {
+                counted.add(&connection, &run.wire);
+                continue;
+            }
             frame = frames.next() => frame.context("the server ended the session")??,
         };
         counted.add(&connection, &run.wire);
