@@ -280,6 +280,7 @@ where
     }
     let _ = io.shutdown().await;
 }
+
 /// Appends to `out` every chunk the body has ready, and waits only if there are none:
 /// `Ready(true)` to write them, `Ready(false)` when the stream is over (the last chunk
 /// appended if the body ended, nothing if the client closed or the body failed).
